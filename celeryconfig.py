@@ -1,0 +1,49 @@
+"""Celery settings for the RingRift training service.
+
+Loaded with ``app.config_from_object("celeryconfig")``. Every value can be
+overridden from the environment so the same file serves dev, CI and compose.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Where local state (games, checkpoints, the default SQLite DB) lives.
+data_dir = str(Path(os.environ.get("RINGRIFT_DATA_DIR", "~/.ringrift")).expanduser())
+
+# Metadata database (runs, models, games); SQLite under data_dir unless told otherwise.
+database_url = os.environ.get(
+    "RINGRIFT_DATABASE_URL", f"sqlite:///{Path(data_dir) / 'ringrift.db'}"
+)
+
+# Redis db 0 carries the task queues.
+broker_url = os.environ.get("RINGRIFT_BROKER_URL", "redis://127.0.0.1:6379/0")
+
+# Redis db 1 keeps results apart from the queues so they can be flushed separately.
+result_backend = os.environ.get("RINGRIFT_RESULT_BACKEND", "redis://127.0.0.1:6379/1")
+
+# JSON only: no pickle, so a message can never execute code on a worker.
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+
+# Ack after the task finishes, so a worker crash re-queues the job instead of losing it.
+task_acks_late = True
+
+# Take one job at a time: tasks are long and GPU-bound, prefetching would starve other workers.
+worker_prefetch_multiplier = 1
+
+# Report STARTED so the UI can tell queued jobs from running ones.
+task_track_started = True
+
+# Emit worker and task events for Flower and monitoring.
+worker_send_task_events = True
+task_send_sent_event = True
+
+# Unacked tasks are redelivered after 2 h; must exceed the longest task or it runs twice.
+broker_transport_options = {"visibility_timeout": 7200}
+result_backend_transport_options = {"visibility_timeout": 7200}
+
+# Drop stored results after one day.
+result_expires = 86400

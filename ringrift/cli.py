@@ -1,0 +1,83 @@
+"""The ``ringrift`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+
+def _bench_engine(args: argparse.Namespace) -> int:
+    from ringrift.bench import bench_engine
+
+    result = bench_engine(args.config, args.seconds, args.seed)
+    d = result.to_dict()
+    print(f"config        {d['config']}  (seed {d['seed']}, {d['seconds']} s, one core)")
+    print(f"moves/s       {d['moves_per_s']}")
+    print(f"games/s       {d['games_per_s']}")
+    print(f"avg moves     {d['avg_moves']}  (per finished game, bookkeeping moves included)")
+    print(f"games         {d['games']}  ({d['moves']} moves applied)")
+    vt = ", ".join(f"{k}={v}" for k, v in sorted(result.victory_types.items())) or "none"
+    print(f"victory types {vt}")
+    if args.json:
+        print(json.dumps(d))
+    return 0
+
+
+def _rules_check(args: argparse.Namespace) -> int:
+    from ringrift.game.checker import run_check
+
+    return run_check(args.paths, skip_file=args.skip_file, verbose=args.verbose)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ringrift.demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ringrift", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rules = sub.add_parser("rules", help="rules engine tools").add_subparsers(
+        dest="rules_command", required=True
+    )
+    check = rules.add_parser("check", help="replay reference fixtures and compare")
+    check.add_argument("paths", nargs="+", help="fixture files or folders")
+    check.add_argument("--skip-file", default=None, help="skip list (default: the packaged one)")
+    check.add_argument("-v", "--verbose", action="store_true", help="print passing cases too")
+    check.set_defaults(func=_rules_check)
+
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
+        dest="bench_command", required=True
+    )
+    engine = bench.add_parser("engine", help="random-play engine speed")
+    engine.add_argument("--config", default="square8_2p")
+    engine.add_argument("--seconds", type=float, default=30.0)
+    engine.add_argument("--seed", type=int, default=1)
+    engine.add_argument("--json", action="store_true", help="last line: one JSON object")
+    engine.set_defaults(func=_bench_engine)
+
+    demo = sub.add_parser("demo", help="a random-vs-heuristic game, then the engine benchmark")
+    demo.add_argument("--config", default="square8_2p")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--seconds", type=float, default=10.0, help="benchmark time")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:
+        return 0
+    except ValueError as e:
+        print(f"ringrift: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

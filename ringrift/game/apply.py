@@ -1,0 +1,284 @@
+"""Applying moves: the checked ``apply_move`` and the unchecked fast path, and the phase machine.
+
+Each move type's effect is one function; ``_advance_after_*`` helpers move the phase on as the
+canonical turn order requires (placement, movement, capture chain, lines, territory, forced
+elimination, victory check, next player).
+"""
+
+from __future__ import annotations
+
+from ringrift.game.errors import IllegalMoveError
+from ringrift.game.lines import find_lines
+from ringrift.game.movegen import (
+    claimable_regions,
+    has_real_action,
+    legal_moves,
+    stack_moves,
+)
+from ringrift.game.moves import RECOVERY_LINE, RECOVERY_STACK_STRIKE, Move, MoveType
+from ringrift.game.state import GameState, Phase, VictoryType, cap_height
+from ringrift.game.victory import check_stalemate, check_threshold_victory, finish
+
+MT = MoveType
+
+
+def apply_move(state: GameState, move: Move) -> None:
+    """Apply ``move`` after checking that it is legal; raise ``IllegalMoveError`` if not."""
+    if state.phase is Phase.GAME_OVER:
+        raise IllegalMoveError(f"{describe(state, move)}: the game is over")
+    legal = legal_moves(state)
+    if move not in legal:
+        raise IllegalMoveError(
+            f"{describe(state, move)} is not legal: {why_illegal(state, move, legal)}"
+        )
+    apply_move_unchecked(state, move)
+
+
+def describe(state: GameState, move: Move) -> str:
+    from ringrift.game.notation import move_to_str
+
+    return (
+        f"move {move_to_str(state.geo, move)!r} (player {move.player}) in "
+        f"{state.config.name} position [player {state.current} to move, phase "
+        f"{state.phase.value}, move {state.move_count}]"
+    )
+
+
+def why_illegal(state: GameState, move: Move, legal: list[Move]) -> str:
+    if move.player != state.current:
+        return f"it is player {state.current}'s turn"
+    kinds = sorted({m.type.value for m in legal})
+    if move.type.value not in kinds:
+        return f"{move.type.value} is not allowed in phase {state.phase.value}; allowed: {kinds}"
+    return "no legal move of that type matches it"
+
+
+def _move_stack_along(
+    state: GameState, frm: int, to: int, player: int, moving: tuple[int, ...]
+) -> None:
+    """Shared path effects of a movement or capture segment from ``frm`` to ``to``."""
+    geo = state.geo
+    markers = state.markers
+    state.set_stack(frm, ())
+    markers[frm] = player
+    d = _direction(geo.rays[frm], to)
+    for c in geo.rays[frm][d]:
+        if c == to:
+            break
+        owner = markers[c]
+        if owner:
+            if owner == player:
+                markers[c] = 0
+                state.collapsed[c] = player
+                state.territory[player] += 1
+            else:
+                markers[c] = player
+    landed_on_marker = markers[to] != 0
+    markers[to] = 0
+    state.set_stack(to, moving)
+    if landed_on_marker:
+        state.eliminate_top(to, 1, player)
+
+
+def _direction(rays: tuple[tuple[int, ...], ...], to: int) -> int:
+    for d, ray in enumerate(rays):
+        if to in ray:
+            return d
+    raise IllegalMoveError(f"cell {to} is not on a straight line from the source")
+
+
+def _has_capture_from(state: GameState, cell: int) -> bool:
+    if not state.stacks[cell]:
+        return False
+    out: list[Move] = []
+    stack_moves(state, cell, out, captures_only=True)
+    return bool(out)
+
+
+def _enter_line_processing(state: GameState) -> None:
+    state.phase = Phase.LINE_PROCESSING
+    state.chain_at = -1
+
+
+def _after_line_step(state: GameState) -> None:
+    """Stay in line processing while lines remain, else go on to territory."""
+    if state.pending_line:
+        return
+    if find_lines(state, state.current):
+        state.phase = Phase.LINE_PROCESSING
+    else:
+        state.phase = Phase.TERRITORY_PROCESSING
+
+
+def _after_territory_step(state: GameState) -> None:
+    if state.pending_territory:
+        return
+    if claimable_regions(state, state.current):
+        state.phase = Phase.TERRITORY_PROCESSING
+    else:
+        _end_turn(state)
+
+
+def _end_turn(state: GameState) -> None:
+    """Forced elimination if the player did nothing yet still has stacks; else rotate."""
+    p = state.current
+    if not state.acted and state.phase is not Phase.FORCED_ELIMINATION and state.controls_any(p):
+        state.phase = Phase.FORCED_ELIMINATION
+        return
+    n = state.num_players
+    for q in range(1, n + 1):
+        if state.elimination_turn[q] >= 1 << 30 and state.is_permanently_eliminated(q):
+            state.elimination_turn[q] = state.turn_number
+    if check_threshold_victory(state):
+        return
+    if check_stalemate(state):
+        return
+    if state.real_taken:
+        state.last_actor = p
+    nxt = p
+    for _ in range(n):
+        nxt = nxt % n + 1
+        if not state.is_permanently_eliminated(nxt):
+            break
+    wrapped = nxt <= p
+    if wrapped and _close_lps_round(state):
+        return
+    state.current = nxt
+    state.turn_number += 1
+    state.phase = Phase.RING_PLACEMENT
+    state.reset_turn()
+    if has_real_action(state, nxt):
+        state.lps_actors.add(nxt)
+
+
+def _close_lps_round(state: GameState) -> bool:
+    """Score a finished round for last-player-standing; True if the game ended."""
+    actors = state.lps_actors
+    state.lps_actors = set()
+    if not state.lps_valid:
+        state.lps_valid = True
+        return False
+    if len(actors) == 1:
+        (sole,) = actors
+        if sole == state.lps_candidate:
+            state.lps_rounds += 1
+        else:
+            state.lps_candidate = sole
+            state.lps_rounds = 1
+        if state.lps_rounds >= 3:
+            finish(state, sole, VictoryType.LAST_PLAYER_STANDING)
+            return True
+    else:
+        state.lps_candidate = 0
+        state.lps_rounds = 0
+    return False
+
+
+def apply_move_unchecked(state: GameState, move: Move) -> None:
+    """Apply a move known to be legal in ``state`` (e.g. one taken from ``legal_moves``).
+
+    Nothing is validated: an illegal move here corrupts the position silently. Use
+    ``apply_move`` for moves from outside the engine.
+    """
+    t = move.type
+    p = state.current
+    if t is MT.PLACE_RING:
+        state.set_stack(move.to, state.stacks[move.to] + (p,) * move.rings)
+        state.hand[p] -= move.rings
+        state.must_move = move.to
+        state.acted = True
+        state.real_taken = True
+        state.phase = Phase.MOVEMENT
+    elif t is MT.SKIP_PLACEMENT or t is MT.NO_PLACEMENT_ACTION:
+        state.phase = Phase.MOVEMENT
+    elif t is MT.MOVE_STACK:
+        _move_stack_along(state, move.frm, move.to, p, state.stacks[move.frm])
+        state.acted = True
+        state.real_taken = True
+        state.must_move = -1
+        if _has_capture_from(state, move.to):
+            state.phase = Phase.CAPTURE
+            state.chain_at = move.to
+        else:
+            _enter_line_processing(state)
+    elif t is MT.OVERTAKING_CAPTURE or t is MT.CONTINUE_CAPTURE_SEGMENT:
+        target = state.stacks[move.target]
+        moving = (target[-1],) + state.stacks[move.frm]
+        state.set_stack(move.target, target[:-1])
+        _move_stack_along(state, move.frm, move.to, p, moving)
+        state.acted = True
+        state.real_taken = True
+        state.must_move = -1
+        if _has_capture_from(state, move.to) and state.stacks[move.to][-1] == p:
+            state.phase = Phase.CHAIN_CAPTURE
+            state.chain_at = move.to
+        else:
+            _enter_line_processing(state)
+    elif t is MT.SKIP_CAPTURE or t is MT.NO_MOVEMENT_ACTION or t is MT.SKIP_RECOVERY:
+        _enter_line_processing(state)
+    elif t is MT.RECOVERY_SLIDE:
+        _apply_recovery(state, move, p)
+        state.acted = True
+        state.recovery_turn = True
+        _enter_line_processing(state)
+    elif t is MT.PROCESS_LINE or t is MT.CHOOSE_LINE_OPTION:
+        for c in move.collapse:
+            state.collapse(c, p)
+        state.acted = True
+        if move.option != 2 and state.controls_any(p):
+            state.pending_line = True
+        _after_line_step(state)
+    elif t is MT.NO_LINE_ACTION:
+        state.phase = Phase.TERRITORY_PROCESSING
+    elif t is MT.ELIMINATE_RINGS_FROM_STACK:
+        _apply_elimination(state, move.to, p)
+    elif t is MT.CHOOSE_TERRITORY_OPTION:
+        for c in move.cells:
+            state.collapse(c, p)
+        for c in move.collapse:
+            state.collapse(c, p)
+        state.acted = True
+        state.pending_territory = True
+    elif t is MT.SKIP_TERRITORY_PROCESSING or t is MT.NO_TERRITORY_ACTION:
+        _end_turn(state)
+    elif t is MT.FORCED_ELIMINATION:
+        state.eliminate_top(move.to, cap_height(state.stacks[move.to]), p)
+        _end_turn(state)
+    elif t is MT.SWAP_SIDES:
+        state.swap_used = True
+    else:  # pragma: no cover - every MoveType is handled above
+        raise IllegalMoveError(f"unknown move type {t!r}")
+    state.move_count += 1
+    if (
+        state.phase is not Phase.GAME_OVER
+        and not check_threshold_victory(state)
+        and state.move_count >= state.config.max_moves
+    ):
+        finish(state, None, VictoryType.MAX_MOVES)
+
+
+def _apply_elimination(state: GameState, cell: int, p: int) -> None:
+    if state.phase is Phase.LINE_PROCESSING:
+        state.eliminate_top(cell, 1, p)
+        state.pending_line = False
+        _after_line_step(state)
+        return
+    if state.recovery_turn:
+        state.extract_buried(cell, p)
+    else:
+        state.eliminate_top(cell, cap_height(state.stacks[cell]), p)
+    state.pending_territory = False
+    _after_territory_step(state)
+
+
+def _apply_recovery(state: GameState, move: Move, p: int) -> None:
+    state.markers[move.frm] = 0
+    if move.mode == RECOVERY_STACK_STRIKE:
+        state.eliminate_top(move.to, 1, p)
+    else:
+        state.markers[move.to] = p
+    if move.mode == RECOVERY_LINE:
+        for c in move.collapse:
+            state.collapse(c, p)
+    if move.target >= 0:
+        state.extract_buried(move.target, p)

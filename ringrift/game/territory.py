@@ -1,0 +1,70 @@
+"""Territory: regions cut off by collapsed spaces and one player's markers.
+
+A region is a connected set (territory adjacency) of cells that are neither collapsed nor
+markers of the border colour B. It is disconnected when the board splits into more than one
+such component and the stacks inside it lack at least one colour that still has rings on the
+board. Border colour 0 means the region is enclosed by collapsed spaces and edges alone.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ringrift.game.bitboard import bitboard
+from ringrift.game.state import GameState
+
+
+class Region(NamedTuple):
+    cells: tuple[int, ...]  # ascending cell order
+    border_color: int
+    border_markers: tuple[int, ...]  # markers of the border colour that collapse with it
+
+
+def find_disconnected_regions(state: GameState) -> list[Region]:
+    """All physically and colour-disconnected regions, in a stable order."""
+    stacks = state.stacks
+    if not state.stack_cells:
+        return []
+    bb = bitboard(state.geo.board)
+    cell_bit = bb.cell_bit
+    active: set[int] = set()
+    control_bits: dict[int, int] = {}
+    for c in state.stack_cells:
+        s = stacks[c]
+        active.update(s)
+        top = s[-1]
+        control_bits[top] = control_bits.get(top, 0) | cell_bit[c]
+
+    collapsed_bits = 0
+    marker_bits: dict[int, int] = {}
+    for c, owner in enumerate(state.collapsed):
+        if owner:
+            collapsed_bits |= cell_bit[c]
+    for c, owner in enumerate(state.markers):
+        if owner:
+            marker_bits[owner] = marker_bits.get(owner, 0) | cell_bit[c]
+
+    found: list[Region] = []
+    seen: set[int] = set()
+    open_cells = bb.on_board & ~collapsed_bits
+    for border in [0, *sorted(marker_bits)]:
+        border_bits = marker_bits.get(border, 0)
+        allowed = open_cells & ~border_bits
+        components = []
+        rest = allowed
+        while rest:
+            comp = bb.flood(rest & -rest, allowed)
+            components.append(comp)
+            rest &= ~comp
+        if len(components) < 2:
+            continue
+        for comp in components:
+            colours = {p for p, bits in control_bits.items() if bits & comp}
+            if not colours < active or comp in seen:
+                continue
+            seen.add(comp)
+            touching = bb.spread(comp) & border_bits if border else 0
+            found.append(
+                Region(tuple(sorted(bb.cells(comp))), border, tuple(sorted(bb.cells(touching))))
+            )
+    return found
