@@ -7,6 +7,7 @@ depend on it.
 
 from __future__ import annotations
 
+from ringrift.game.errors import RingRiftError
 from ringrift.game.lines import find_lines, line_through
 from ringrift.game.moves import (
     RECOVERY_FALLBACK,
@@ -324,6 +325,8 @@ def legal_moves(state: GameState) -> list[Move]:
         else:
             out = []
         return out or [Move(MT.NO_MOVEMENT_ACTION, p)]
+    if phase in (Phase.CAPTURE, Phase.CHAIN_CAPTURE) and state.chain_at < 0:
+        raise RingRiftError(f"{phase.value} phase without the capturing stack's position")
     if phase is Phase.CAPTURE:
         out = []
         stack_moves(state, state.chain_at, out, captures_only=True)

@@ -47,7 +47,7 @@ def finish(state: GameState, winner: int | None, victory: VictoryType) -> None:
 
 
 def check_threshold_victory(state: GameState) -> bool:
-    """Ring-elimination and territory victories, and a sole survivor; ends the game if met."""
+    """Ring-elimination and territory victories; ends the game if one is met."""
     cfg = state.config
     n = cfg.num_players
     for p in range(1, n + 1):
@@ -60,10 +60,6 @@ def check_threshold_victory(state: GameState) -> bool:
         if t >= cfg.territory_victory_minimum and t > total_territory - t:
             finish(state, p, VictoryType.TERRITORY)
             return True
-    alive = [p for p in range(1, n + 1) if not state.is_permanently_eliminated(p)]
-    if len(alive) == 1:
-        finish(state, alive[0], VictoryType.LAST_PLAYER_STANDING)
-        return True
     return False
 
 
