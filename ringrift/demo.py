@@ -12,7 +12,10 @@ from ringrift.game import GameConfig, GameState, apply_move_unchecked
 def run_demo(args: argparse.Namespace) -> int:
     cfg = GameConfig.parse(args.config)
     state = GameState.initial(cfg)
-    players = {1: RandomPlayer(args.seed), 2: HeuristicPlayer(args.seed)}
+    players: dict[int, RandomPlayer | HeuristicPlayer] = {
+        1: RandomPlayer(args.seed),
+        2: HeuristicPlayer(args.seed),
+    }
     for p in range(3, cfg.num_players + 1):
         players[p] = RandomPlayer(args.seed + p)
     while not state.is_over:

@@ -1,10 +1,11 @@
 """``ringrift rules check``: replay reference fixtures and compare what they state.
 
 Recognised kinds: contract-vector bundles (``{"vectors": [{input, expectedOutput}]}``),
-rules-parity ``state_action`` (``{state, move, expected}``), ``trace`` (``{initialState,
-steps}``), ``state_only`` (``{state}``), golden games (``{boardType, numPlayers, moves}``),
-and phase-machine bundles (``fsm``, whose abstract events have no board to replay). Every case runs; a case listed in the
-skip file is reported as skipped whatever its result (and noted if it now passes).
+rules-parity ``state_action`` (``{state, move, expected}``), ``trace``
+(``{initialState, steps}``), ``state_only`` (``{state}``), golden games
+(``{boardType, numPlayers, moves}``) and phase-machine bundles (``fsm``, whose abstract events
+have no board to replay). Every case runs; a case listed in the skip file is reported as
+skipped whatever its result (and noted if it now passes).
 
 Two adaptations of the data, both allowed by the reference notes: the fixture states do not
 record a pending self-elimination, so one is assumed when the replayed move is an elimination;
@@ -14,6 +15,7 @@ legal move) are applied while the state does not yet match the expected phase an
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -102,6 +104,10 @@ def _normalise_fp(state: GameState, want: str) -> str:
     return fp
 
 
+def _fp_matches(state: GameState, want: str) -> bool:
+    return _normalise_fp(state, want) == want
+
+
 def _has_cube_keys(fp: str) -> bool:
     for part in fp.split("#")[2:]:
         for item in filter(None, part.split("|")):
@@ -177,9 +183,9 @@ def _contract_case(v: JSON) -> None:
         "pendingDecisionType": lambda: _decision_type(state),
     }
     for p in range(1, n + 1):
-        checks[f"player{p}RingsInHand"] = lambda p=p: state.hand[p]
-        checks[f"player{p}EliminatedRings"] = lambda p=p: state.eliminated[p]
-        checks[f"player{p}TerritorySpaces"] = lambda p=p: state.territory[p]
+        checks[f"player{p}RingsInHand"] = functools.partial(state.hand.__getitem__, p)
+        checks[f"player{p}EliminatedRings"] = functools.partial(state.eliminated.__getitem__, p)
+        checks[f"player{p}TerritorySpaces"] = functools.partial(state.territory.__getitem__, p)
     landing = _last_landing(inp, state)
     checks["finalStackHeight"] = lambda: len(state.stacks[landing]) if landing >= 0 else 0
     checks["finalStackController"] = lambda: state.controller(landing) if landing >= 0 else 0
@@ -251,10 +257,10 @@ def _decision_type(state: GameState) -> str | None:
 
 
 def _compare_ts_next(state: GameState, nxt: JSON) -> None:
-    want_fp = nxt.get("stateHash")
+    want_fp: str | None = nxt.get("stateHash")
 
     def matches(s: GameState) -> bool:
-        return bool(want_fp) and _normalise_fp(s, want_fp) == want_fp
+        return want_fp is not None and _normalise_fp(s, want_fp) == want_fp
 
     _advance_bookkeeping(state, matches)
     if want_fp is not None:
@@ -309,7 +315,7 @@ def _trace_case(d: JSON) -> None:
             want_fp = exp.get("tsStateHash") or step.get("stateHash")
             nxt_type = steps[i + 1]["move"].get("type") if i + 1 < len(steps) else None
             if want_fp and nxt_type not in ("no_line_action", "no_territory_action"):
-                _advance_bookkeeping(state, lambda s, w=want_fp: _normalise_fp(s, w) == w)
+                _advance_bookkeeping(state, functools.partial(_fp_matches, want=want_fp))
             if want_fp:
                 _expect("stateHash", _normalise_fp(state, want_fp), want_fp)
             if "tsS" in exp:
@@ -343,7 +349,7 @@ def _cases_in(path: Path) -> Iterator[Case]:
     if isinstance(data, dict) and isinstance(data.get("vectors"), list):
         for v in data["vectors"]:
             if "input" in v and "state" in v["input"]:
-                yield Case(str(v["id"]), lambda v=v: _contract_case(v))
+                yield Case(str(v["id"]), functools.partial(_contract_case, v))
             elif "input" in v and "event" in v["input"]:
                 yield Case(f"fsm/{v['id']}", _raise("abstract phase-machine vector"))
             else:
@@ -353,11 +359,15 @@ def _cases_in(path: Path) -> Iterator[Case]:
     elif isinstance(data, dict) and "expected" in data and "state" in data:
         yield Case(f"{path.parent.name}/{stem}", lambda: _state_action_case(data))
     elif isinstance(data, dict) and "state" in data:
-        yield Case(f"{path.parent.name}/{stem}", lambda: _load(data["state"]) and None)
+        yield Case(f"{path.parent.name}/{stem}", functools.partial(_load_only, data["state"]))
     elif isinstance(data, dict) and "moves" in data and "boardType" in data:
         yield Case(f"golden/{stem}", lambda: _golden_case(data))
     else:
         yield Case(f"file:{path}", _raise("not a recognised fixture kind"))
+
+
+def _load_only(state_json: JSON) -> None:
+    _load(state_json)
 
 
 def _raise(msg: str) -> Callable[[], None]:

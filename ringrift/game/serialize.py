@@ -53,7 +53,7 @@ def cell_of(geo: Geometry, pos: Any, what: str) -> int:
 def _board_type(data: JSON) -> BoardType:
     name = data.get("boardType") or (data.get("board") or {}).get("type")
     try:
-        return BoardType(name)
+        return BoardType(str(name))
     except ValueError:
         raise RingRiftError(f"unknown board type {name!r}") from None
 
@@ -341,7 +341,7 @@ def move_from_json(state: GameState, obj: JSON) -> Move:
         frm, to = pos("from"), pos("to")
         mode = obj.get("recoveryMode") or "line"
         option = int(obj.get("recoveryOption") or obj.get("option") or (1 if mode == "line" else 0))
-        collapse = (
+        wanted: tuple[int, ...] | None = (
             _positions(geo, obj["collapsePositions"], "recovery_slide.collapsePositions")
             if obj.get("collapsePositions")
             else None
@@ -355,7 +355,7 @@ def move_from_json(state: GameState, obj: JSON) -> Move:
             and m.to == to
             and m.mode == mode
             and (mode != "line" or m.option == option)
-            and (collapse is None or set(m.collapse) == set(collapse))
+            and (wanted is None or set(m.collapse) == set(wanted))
             and (target is None or m.target == target)
         ]
         if len(found) == 1:
@@ -368,7 +368,7 @@ def move_from_json(state: GameState, obj: JSON) -> Move:
             frm,
             to,
             -1 if target is None else target,
-            collapse=collapse or (),
+            collapse=wanted or (),
             option=option,
             mode=mode,
         )
