@@ -74,3 +74,56 @@ def bench_engine(config: str, seconds: float, seed: int) -> EngineBenchResult:
             break
     elapsed = time.perf_counter() - start
     return EngineBenchResult(config, elapsed, seed, moves, games, game_moves, dict(victories))
+
+
+@dataclass
+class MatchResult:
+    config: str
+    games: int
+    seed: int
+    wins: int = 0
+    losses: int = 0
+    draws: int = 0
+    seconds: float = 0.0
+
+    @property
+    def win_rate(self) -> float:
+        return self.wins / self.games if self.games else 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "config": self.config,
+            "games": self.games,
+            "seed": self.seed,
+            "heuristic_wins": self.wins,
+            "heuristic_losses": self.losses,
+            "draws": self.draws,
+            "win_rate": round(self.win_rate, 4),
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def bench_heuristic(config: str, games: int, seed: int) -> MatchResult:
+    """The heuristic player against uniform random players, seats alternating game by game."""
+    from ringrift.ai import HeuristicPlayer, RandomPlayer
+
+    cfg = GameConfig.parse(config)
+    res = MatchResult(config, games, seed)
+    start = time.perf_counter()
+    for g in range(games):
+        seat = 1 + g % cfg.num_players
+        players: dict[int, HeuristicPlayer | RandomPlayer] = {
+            p: RandomPlayer(seed * 100_003 + g * 7 + p) for p in range(1, cfg.num_players + 1)
+        }
+        players[seat] = HeuristicPlayer(seed * 100_003 + g)
+        state = GameState.initial(cfg)
+        while not state.is_over:
+            apply_move_unchecked(state, players[state.current].choose(state))
+        if state.winner == seat:
+            res.wins += 1
+        elif state.winner is None:
+            res.draws += 1
+        else:
+            res.losses += 1
+    res.seconds = time.perf_counter() - start
+    return res

@@ -25,6 +25,20 @@ def _bench_engine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_heuristic(args: argparse.Namespace) -> int:
+    from ringrift.bench import bench_heuristic
+
+    res = bench_heuristic(args.config, args.games, args.seed)
+    d = res.to_dict()
+    print(
+        f"{d['config']}: heuristic won {res.wins} of {res.games} games against random "
+        f"({100 * res.win_rate:.1f}%), lost {res.losses}, drew {res.draws}; {d['seconds']} s"
+    )
+    if args.json:
+        print(json.dumps(d))
+    return 0
+
+
 def _rules_check(args: argparse.Namespace) -> int:
     from ringrift.game.checker import run_check
 
@@ -59,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--seed", type=int, default=1)
     engine.add_argument("--json", action="store_true", help="last line: one JSON object")
     engine.set_defaults(func=_bench_engine)
+    heur = bench.add_parser("heuristic", help="heuristic player against random players")
+    heur.add_argument("--config", default="square8_2p")
+    heur.add_argument("--games", type=int, default=200)
+    heur.add_argument("--seed", type=int, default=1)
+    heur.add_argument("--json", action="store_true", help="last line: one JSON object")
+    heur.set_defaults(func=_bench_heuristic)
 
     demo = sub.add_parser("demo", help="a random-vs-heuristic game, then the engine benchmark")
     demo.add_argument("--config", default="square8_2p")

@@ -9,6 +9,7 @@ feature                weight  why
 eliminated rings        10.0   the ring-elimination victory counts them
 territory spaces         6.0   the territory victory counts them; collapses are permanent
 rings under control      2.0   captured rings add height and cap; material for later turns
+stacks under control     4.0   each stack is a piece that can move; no stacks, no real actions
 capture exposure        -3.0   own stacks an opponent's stack can capture next turn (own only)
 markers                  0.5   future lines and territory borders
 =====================  ======  ===============================================================
@@ -27,6 +28,7 @@ from ringrift.game.moves import MoveType
 W_ELIMINATED = 10.0
 W_TERRITORY = 6.0
 W_CONTROL = 2.0
+W_STACKS = 4.0
 W_EXPOSURE = -3.0
 W_MARKERS = 0.5
 WIN = 1e6
@@ -55,10 +57,12 @@ def evaluate(state: GameState, player: int) -> float:
         return -WIN if state.winner is not None else 0.0
     n = state.num_players
     control = [0] * (n + 1)
+    owned = [0] * (n + 1)
     stacks = state.stacks
     for c in state.stack_cells:
         s = stacks[c]
         control[s[-1]] += len(s)
+        owned[s[-1]] += 1
     markers = [0] * (n + 1)
     for o in state.markers:
         markers[o] += 1
@@ -68,6 +72,7 @@ def evaluate(state: GameState, player: int) -> float:
             W_ELIMINATED * state.eliminated[p]
             + W_TERRITORY * state.territory[p]
             + W_CONTROL * control[p]
+            + W_STACKS * owned[p]
             + W_MARKERS * markers[p]
         )
 

@@ -274,6 +274,7 @@ def territory_moves(state: GameState, player: int) -> list[Move]:
             to=r.cells[0],
             cells=r.cells,
             collapse=r.border_markers,
+            option=r.border_color,
         )
         for r in claimable_regions(state, player)
     ]

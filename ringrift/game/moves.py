@@ -63,7 +63,8 @@ class Move(NamedTuple):
     - ``rings``: rings placed.
     - ``cells``: the whole line (line moves) or region (territory moves), in board order.
     - ``collapse``: cells collapsed by option 2 of an overlength line (line moves and recovery).
-    - ``option``: 1 (collapse all) or 2 (collapse ``collapse`` only, no elimination); 0 if n/a.
+    - ``option``: line moves, 1 (collapse all) or 2 (collapse ``collapse`` only, no
+      elimination); territory moves, the border colour (0: enclosed by collapsed spaces only).
     - ``mode``: recovery mode (``line``, ``fallback``, ``stack_strike``).
     """
 
