@@ -35,12 +35,14 @@ def apply_move(state: GameState, move: Move) -> None:
 
 
 def describe(state: GameState, move: Move) -> str:
+    """The move and the position it was tried in, for error messages."""
+    from ringrift.game.fingerprint import state_hash
     from ringrift.game.notation import move_to_str
 
     return (
         f"move {move_to_str(state.geo, move)!r} (player {move.player}) in "
-        f"{state.config.name} position [player {state.current} to move, phase "
-        f"{state.phase.value}, move {state.move_count}]"
+        f"{state.config.name} position {state_hash(state)} [player {state.current} to move, "
+        f"phase {state.phase.value}, move {state.move_count}]"
     )
 
 
@@ -135,6 +137,10 @@ def _end_turn(state: GameState) -> None:
         return
     if state.real_taken:
         state.last_actor = p
+    elif p in state.lps_actors:
+        # A real action was available but none was taken (a recovery instead): nobody can
+        # have this round to themselves.
+        state.lps_actors.add(0)
     nxt = p
     for _ in range(n):
         nxt = nxt % n + 1
