@@ -14,6 +14,7 @@ from ringrift.game.boards import BoardType, GameConfig, Geometry
 from ringrift.game.errors import RingRiftError
 from ringrift.game.moves import MOVE_TYPE_ALIASES, Move, MoveType
 from ringrift.game.state import NEVER, GameState, Phase, VictoryType, cap_height
+from ringrift.game.victory import final_ranks
 
 MT = MoveType
 JSON = dict[str, Any]
@@ -129,10 +130,64 @@ def state_from_json(data: JSON) -> GameState:
         s.status = "completed"
         winner = data.get("winner")
         s.winner = int(winner) if winner else None
-        s.victory = VictoryType.RING_ELIMINATION if s.winner else None
+        kind = str(data.get("victoryType"))
+        s.victory = VictoryType(kind) if kind in VictoryType._value2member_map_ else None
+        s.ranks = final_ranks(s, s.winner)
     if data.get("swapApplied") or data.get("swapUsed"):
         s.swap_used = True
+    extra = data.get(ENGINE_KEY)
+    if isinstance(extra, dict):
+        _load_engine_fields(s, extra)
     return s
+
+
+ENGINE_KEY = "ringriftEngine"
+
+
+def _engine_fields(s: GameState) -> JSON:
+    """Turn and game facts the reference shape has no field for; saved so a round trip is exact."""
+    return {
+        "acted": s.acted,
+        "realActionTaken": s.real_taken,
+        "recoveryTurn": s.recovery_turn,
+        "swapUsed": s.swap_used,
+        "moveCount": s.move_count,
+        "lastActor": s.last_actor,
+        "eliminationTurn": [None if t >= NEVER else t for t in s.elimination_turn[1:]],
+        "lps": {
+            "actors": sorted(s.lps_actors),
+            "candidate": s.lps_candidate,
+            "rounds": s.lps_rounds,
+            "valid": s.lps_valid,
+        },
+        "victoryType": s.victory.value if s.victory else None,
+        "ranks": list(s.ranks) if s.ranks else None,
+    }
+
+
+def _load_engine_fields(s: GameState, e: JSON) -> None:
+    try:
+        s.acted = bool(e.get("acted", s.acted))
+        s.real_taken = bool(e.get("realActionTaken", s.real_taken))
+        s.recovery_turn = bool(e.get("recoveryTurn", s.recovery_turn))
+        s.swap_used = bool(e.get("swapUsed", s.swap_used))
+        s.move_count = int(e.get("moveCount", s.move_count))
+        s.last_actor = int(e.get("lastActor", s.last_actor))
+        turns = e.get("eliminationTurn")
+        if turns is not None:
+            s.elimination_turn = [NEVER] + [NEVER if t is None else int(t) for t in turns]
+        lps = e.get("lps")
+        if isinstance(lps, dict):
+            s.lps_actors = {int(p) for p in lps.get("actors", [])}
+            s.lps_candidate = int(lps.get("candidate", 0))
+            s.lps_rounds = int(lps.get("rounds", 0))
+            s.lps_valid = bool(lps.get("valid", True))
+        if e.get("victoryType"):
+            s.victory = VictoryType(e["victoryType"])
+        if e.get("ranks"):
+            s.ranks = tuple(int(r) for r in e["ranks"])
+    except (TypeError, ValueError) as err:
+        raise RingRiftError(f"{ENGINE_KEY}: bad value: {err}") from None
 
 
 def _last_landing(geo: Geometry, history: list[JSON]) -> int:
@@ -237,6 +292,7 @@ def state_to_json(s: GameState) -> JSON:
         out["winner"] = s.winner
     if s.victory is not None:
         out["victoryType"] = s.victory.value
+    out[ENGINE_KEY] = _engine_fields(s)
     return out
 
 
