@@ -35,14 +35,19 @@ def fingerprint(state: GameState, *, with_pending_line: bool = True) -> str:
 
 
 def fingerprint_hash(text: str) -> str:
-    """The 2x32-bit multiplicative hash of a fingerprint, as 16 hex digits."""
+    """The 2x32-bit multiplicative hash of a fingerprint, as 16 hex digits (``h2`` then ``h1``).
+
+    This is the well-known cyrb53 construction the upstream engine uses: the two multiplications
+    run per UTF-16 code unit, and the two cross-mixing steps run once at the end.
+    """
     h1, h2 = 0xDEADBEEF, 0x41C6CE57
-    for ch in text:
-        c = ord(ch)
-        h1 = ((h1 ^ c) * 2654435761) & _M32
-        h2 = ((h2 ^ c) * 1597334677) & _M32
-        h1 = (((h1 ^ (h1 >> 16)) * 2246822507) ^ ((h2 ^ (h2 >> 13)) * 3266489909)) & _M32
-        h2 = (((h2 ^ (h2 >> 16)) * 2246822507) ^ ((h1 ^ (h1 >> 13)) * 3266489909)) & _M32
+    units = text.encode("utf-16-le")
+    for i in range(0, len(units), 2):
+        code = units[i] | units[i + 1] << 8
+        h1 = ((h1 ^ code) * 2654435761) & _M32
+        h2 = ((h2 ^ code) * 1597334677) & _M32
+    h1 = (((h1 ^ (h1 >> 16)) * 2246822507) & _M32) ^ (((h2 ^ (h2 >> 13)) * 3266489909) & _M32)
+    h2 = (((h2 ^ (h2 >> 16)) * 2246822507) & _M32) ^ (((h1 ^ (h1 >> 13)) * 3266489909) & _M32)
     return f"{h2:08x}{h1:08x}"
 
 
