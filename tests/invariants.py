@@ -26,4 +26,6 @@ def check_invariants(state: GameState) -> None:
         assert state.hand[p] >= 0
     assert sum(state.eliminated) == sum(state.lost)
     if not state.is_over:
-        assert legal_moves(state), f"no legal move for player {state.current} in {state.phase}"
+        moves = legal_moves(state)
+        assert moves, f"no legal move for player {state.current} in {state.phase}"
+        assert all(m.player == state.current for m in moves), "a move for the wrong player"

@@ -387,3 +387,32 @@ def test_no_swap_without_the_option() -> None:
     cfg = GameConfig(BoardType.SQUARE8, 2)
     for state, offered in _swap_positions(cfg, 4, False):
         assert not offered, (state.current, state.phase, state.turn_number)
+
+
+def test_landing_on_a_marker_that_hands_the_stack_over_ends_the_movement() -> None:
+    """The moved stack loses its top ring to the marker; the opponent's ring is now on top, so
+    the mover has no capture from the landing cell, even if that stack could capture."""
+    state = state_from_json(
+        {
+            "board": {
+                "type": "square8",
+                "size": 8,
+                "stacks": {"0,0": {"rings": [1, 2]}, "0,3": {"rings": [1]}},
+                "markers": {"0,2": {"player": 2}},
+                "collapsedSpaces": {},
+            },
+            "players": [
+                {"playerNumber": 1, "ringsInHand": 0, "eliminatedRings": 0, "territorySpaces": 0},
+                {"playerNumber": 2, "ringsInHand": 0, "eliminatedRings": 0, "territorySpaces": 0},
+            ],
+            "currentPlayer": 1,
+            "currentPhase": "movement",
+            "gameStatus": "active",
+        }
+    )
+    geo = state.geo
+    move = Move(MoveType.MOVE_STACK, 1, geo.cell("0,0"), geo.cell("0,2"))
+    apply_move(state, move)
+    assert state.stacks[geo.cell("0,2")] == (2,)
+    assert state.phase is Phase.LINE_PROCESSING
+    assert all(m.player == 1 for m in legal_moves(state))

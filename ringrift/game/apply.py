@@ -89,8 +89,10 @@ def _direction(rays: tuple[tuple[int, ...], ...], to: int) -> int:
     raise IllegalMoveError(f"cell {to} is not on a straight line from the source")
 
 
-def _has_capture_from(state: GameState, cell: int) -> bool:
-    if not state.stacks[cell]:
+def _has_capture_from(state: GameState, cell: int, player: int) -> bool:
+    """Whether ``player`` still controls the stack at ``cell`` and it can capture from there."""
+    s = state.stacks[cell]
+    if not s or s[-1] != player:
         return False
     out: list[Move] = []
     stack_moves(state, cell, out, captures_only=True)
@@ -202,7 +204,7 @@ def apply_move_unchecked(state: GameState, move: Move) -> None:
         state.acted = True
         state.real_taken = True
         state.must_move = -1
-        if _has_capture_from(state, move.to):
+        if _has_capture_from(state, move.to, p):
             state.phase = Phase.CAPTURE
             state.chain_at = move.to
         else:
@@ -215,7 +217,7 @@ def apply_move_unchecked(state: GameState, move: Move) -> None:
         state.acted = True
         state.real_taken = True
         state.must_move = -1
-        if _has_capture_from(state, move.to) and state.stacks[move.to][-1] == p:
+        if _has_capture_from(state, move.to, p):
             state.phase = Phase.CHAIN_CAPTURE
             state.chain_at = move.to
         else:
