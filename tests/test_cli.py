@@ -1,0 +1,42 @@
+"""The `ringrift` command: output shapes that scripts rely on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ringrift.cli", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_bench_engine_json_last_line() -> None:
+    out = _run("bench", "engine", "--config", "hex8_2p", "--seconds", "1", "--seed", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {"moves_per_s", "games_per_s", "avg_moves", "games"} <= data.keys()
+    assert data["moves_per_s"] > 0 and data["games"] >= 1
+    assert sum(data["victory_types"].values()) == data["games"]
+
+
+def test_bench_heuristic_json_last_line() -> None:
+    out = _run("bench", "heuristic", "--games", "4", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    assert data["games"] == 4
+    assert data["heuristic_wins"] + data["heuristic_losses"] + data["draws"] == 4
+
+
+def test_demo_plays_a_game() -> None:
+    out = _run("demo", "--seconds", "0.5")
+    assert out.returncode == 0, out.stderr
+    assert "game over after" in out.stdout and "moves/s" in out.stdout
+
+
+def test_unknown_config_is_a_clear_error() -> None:
+    out = _run("bench", "engine", "--config", "square9_2p", "--seconds", "1")
+    assert out.returncode == 2
+    assert "unknown configuration 'square9_2p'" in out.stderr
