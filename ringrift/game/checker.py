@@ -145,11 +145,13 @@ def _contract_case(v: JSON) -> None:
     start_player = state.current
     segments = 0
     if "initialMove" in inp:
+        chain = inp.get("expectedChainSequence", [])
         _play(state, inp["initialMove"])
         segments = 1
-        for step in inp.get("expectedChainSequence", [])[1:]:
+        _check_segment(state, chain, 0)
+        for i, step in enumerate(chain[1:], 1):
             if state.phase is not Phase.CHAIN_CAPTURE:
-                break
+                raise Mismatch(f"chain ended after {segments} segments; fixture lists {len(chain)}")
             want = {
                 "type": "continue_capture_segment",
                 "player": state.current,
@@ -159,6 +161,7 @@ def _contract_case(v: JSON) -> None:
             }
             _play(state, want)
             segments += 1
+            _check_segment(state, chain, i)
     else:
         _play(state, inp["move"])
     status = out.get("status")
@@ -216,6 +219,20 @@ def _contract_case(v: JSON) -> None:
                 sorted(state.geo.keys[c] for c in got),
                 sorted(state.geo.keys[c] for c in want_markers),
             )
+
+
+def _check_segment(state: GameState, chain: list[JSON], i: int) -> None:
+    """The attacking stack's height after segment ``i`` of an expected chain."""
+    if i >= len(chain) or "attackerHeightAfter" not in chain[i]:
+        return
+    from ringrift.game.serialize import cell_of
+
+    landing = cell_of(state.geo, chain[i]["landing"], "expectedChainSequence.landing")
+    _expect(
+        f"segment {i + 1} attackerHeightAfter",
+        len(state.stacks[landing]),
+        chain[i]["attackerHeightAfter"],
+    )
 
 
 def _base_elim(inp: JSON, player: int) -> int:
