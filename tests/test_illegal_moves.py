@@ -23,7 +23,8 @@ from ringrift.game import (
     move_to_str,
 )
 from ringrift.game.apply import apply_move as apply_move_direct
-from ringrift.game.serialize import cell_of, move_from_json, state_from_json
+from ringrift.game.checker import prepare_for_fixture_move
+from ringrift.game.serialize import move_from_json, state_from_json
 
 PARITY = Path(__file__).parent / "fixtures" / "rules-parity"
 
@@ -58,19 +59,6 @@ def _invalid_cases() -> list[Any]:
 INVALID_CASES = _invalid_cases()
 
 
-def _prepare(state: GameState, move_json: dict[str, Any]) -> None:
-    """Fixture states omit pending self-eliminations and capture positions; supply them from
-    the move as ``ringrift.game.checker._prepare_for`` does."""
-    if move_json.get("type") == "eliminate_rings_from_stack":
-        if state.phase is Phase.LINE_PROCESSING:
-            state.pending_line = True
-        elif state.phase is Phase.TERRITORY_PROCESSING:
-            state.pending_territory = True
-    in_capture = state.phase in (Phase.CAPTURE, Phase.CHAIN_CAPTURE)
-    if in_capture and state.chain_at < 0 and move_json.get("from"):
-        state.chain_at = cell_of(state.geo, move_json["from"], "move.from")
-
-
 def test_fixture_cases_were_found() -> None:
     assert len(INVALID_CASES) >= 12
     assert any("#step" in c.id for c in INVALID_CASES)
@@ -82,9 +70,9 @@ def test_fixture_invalid_move_is_rejected(
 ) -> None:
     state = state_from_json(state_json)
     for mv in before:
-        _prepare(state, mv)
+        prepare_for_fixture_move(state, mv)
         apply_move(state, move_from_json(state, mv))
-    _prepare(state, move_json)
+    prepare_for_fixture_move(state, move_json)
     move = move_from_json(state, move_json)
     assert move not in legal_moves(state)
     fp = fingerprint(state)

@@ -16,6 +16,7 @@ from ringrift.game import (
     move_from_str,
 )
 from ringrift.game.serialize import state_from_json
+from tests.positions import SQUARE8_FIRST_TURN
 
 MT = MoveType
 
@@ -368,12 +369,7 @@ def test_swap_only_at_player_twos_first_placement() -> None:
 
 def test_swap_then_player_two_still_places() -> None:
     state = GameState.initial(GameConfig(BoardType.SQUARE8, 2, swap_rule=True))
-    for text in (
-        "place_ring p1 to=3,3",
-        "move_stack p1 from=3,3 to=3,4",
-        "no_line_action p1",
-        "no_territory_action p1",
-    ):
+    for text in SQUARE8_FIRST_TURN:
         assert MT.SWAP_SIDES not in kinds(state)
         play(state, text)
     assert MT.SWAP_SIDES in kinds(state)

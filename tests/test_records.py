@@ -21,6 +21,7 @@ from ringrift.game import (
     move_from_str,
     move_to_str,
 )
+from tests.positions import SQUARE8_FIRST_TURN
 
 
 def recorded_game(config: str, seed: int, limit: int | None = None) -> tuple[GameRecord, GameState]:
@@ -77,13 +78,7 @@ def test_record_json_round_trip() -> None:
 def test_record_with_swap_rule_round_trips() -> None:
     record = GameRecord("square8_2p", None, swap_rule=True)
     state = GameState.initial(record.game_config())
-    for text in (
-        "place_ring p1 to=3,3",
-        "move_stack p1 from=3,3 to=3,4",
-        "no_line_action p1",
-        "no_territory_action p1",
-        "swap_sides p2",
-    ):
+    for text in (*SQUARE8_FIRST_TURN, "swap_sides p2"):
         move = move_from_str(state.geo, text)
         record.add(state, move)
         apply_move(state, move)

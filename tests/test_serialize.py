@@ -24,6 +24,7 @@ from ringrift.game import (
 )
 from ringrift.game.serialize import move_from_json, move_to_json, state_from_json, state_to_json
 from ringrift.game.state import cap_height
+from tests.positions import SQUARE8_FIRST_TURN
 
 # (configuration, seed, move limit or None for a whole game)
 GAMES = [
@@ -289,13 +290,7 @@ def test_round_trip_keeps_that_the_player_has_acted() -> None:
 
 def test_round_trip_keeps_swap_used() -> None:
     state = GameState.initial(GameConfig(BoardType.SQUARE8, 2, swap_rule=True))
-    for text in (
-        "place_ring p1 to=3,3",
-        "move_stack p1 from=3,3 to=3,4",
-        "no_line_action p1",
-        "no_territory_action p1",
-        "swap_sides p2",
-    ):
+    for text in (*SQUARE8_FIRST_TURN, "swap_sides p2"):
         apply_move(state, move_from_str(state.geo, text))
     assert Move(MoveType.SWAP_SIDES, 2) not in legal_moves(state)
     assert Move(MoveType.SWAP_SIDES, 2) not in legal_moves(round_trip(state))

@@ -99,6 +99,18 @@ def _has_capture_from(state: GameState, cell: int, player: int) -> bool:
     return bool(out)
 
 
+def _after_stack_move(state: GameState, landing: int, player: int, capture_phase: Phase) -> None:
+    """A real action was taken; offer captures from the landing cell, else process lines."""
+    state.acted = True
+    state.real_taken = True
+    state.must_move = -1
+    if _has_capture_from(state, landing, player):
+        state.phase = capture_phase
+        state.chain_at = landing
+    else:
+        _enter_line_processing(state)
+
+
 def _enter_line_processing(state: GameState) -> None:
     state.phase = Phase.LINE_PROCESSING
     state.chain_at = -1
@@ -201,27 +213,13 @@ def apply_move_unchecked(state: GameState, move: Move) -> None:
         state.phase = Phase.MOVEMENT
     elif t is MT.MOVE_STACK:
         _move_stack_along(state, move.frm, move.to, p, state.stacks[move.frm])
-        state.acted = True
-        state.real_taken = True
-        state.must_move = -1
-        if _has_capture_from(state, move.to, p):
-            state.phase = Phase.CAPTURE
-            state.chain_at = move.to
-        else:
-            _enter_line_processing(state)
+        _after_stack_move(state, move.to, p, Phase.CAPTURE)
     elif t is MT.OVERTAKING_CAPTURE or t is MT.CONTINUE_CAPTURE_SEGMENT:
         target = state.stacks[move.target]
         moving = (target[-1],) + state.stacks[move.frm]
         state.set_stack(move.target, target[:-1])
         _move_stack_along(state, move.frm, move.to, p, moving)
-        state.acted = True
-        state.real_taken = True
-        state.must_move = -1
-        if _has_capture_from(state, move.to, p):
-            state.phase = Phase.CHAIN_CAPTURE
-            state.chain_at = move.to
-        else:
-            _enter_line_processing(state)
+        _after_stack_move(state, move.to, p, Phase.CHAIN_CAPTURE)
     elif t is MT.SKIP_CAPTURE or t is MT.NO_MOVEMENT_ACTION or t is MT.SKIP_RECOVERY:
         _enter_line_processing(state)
     elif t is MT.RECOVERY_SLIDE:

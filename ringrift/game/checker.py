@@ -66,7 +66,7 @@ def _load(state_json: JSON) -> GameState:
     return state_from_json(state_json)
 
 
-def _prepare_for(state: GameState, move_json: JSON) -> None:
+def prepare_for_fixture_move(state: GameState, move_json: JSON) -> None:
     """Fixture states omit pending self-eliminations; an elimination move implies one."""
     if move_json.get("type") == "eliminate_rings_from_stack":
         if state.phase is Phase.LINE_PROCESSING:
@@ -82,7 +82,7 @@ def _prepare_for(state: GameState, move_json: JSON) -> None:
 
 
 def _play(state: GameState, move_json: JSON) -> None:
-    _prepare_for(state, move_json)
+    prepare_for_fixture_move(state, move_json)
     apply_move(state, move_from_json(state, move_json))
 
 
