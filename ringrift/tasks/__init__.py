@@ -1,0 +1,1 @@
+"""Celery tasks, one module per pipeline stage; names are ``ringrift.<stage>.<verb>``."""

@@ -1,0 +1,38 @@
+"""Worker start-up: remember the consumed queues in the parent, bind the device in each child.
+
+The parent process never imports torch; each prefork child picks its device from its queues
+(``gpu0`` -> ``cuda:0`` when present, else CPU) in ``worker_process_init``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from celery.signals import celeryd_after_setup, worker_process_init
+
+from workers import runtime
+from workers.devices import device_for_queues
+
+log = logging.getLogger(__name__)
+QUEUES_ENV = "RINGRIFT_WORKER_QUEUES"
+
+
+@celeryd_after_setup.connect
+def remember_queues(sender: Any = None, instance: Any = None, **_: Any) -> None:
+    queues = sorted(instance.app.amqp.queues.consume_from) if instance is not None else []
+    os.environ[QUEUES_ENV] = ",".join(queues)
+    runtime.QUEUES = tuple(queues)
+
+
+@worker_process_init.connect
+def bind_device(**_: Any) -> None:
+    queues = tuple(q for q in os.environ.get(QUEUES_ENV, "").split(",") if q)
+    runtime.QUEUES = queues
+    runtime.DEVICE = device_for_queues(queues)
+    if runtime.DEVICE.startswith("cuda"):
+        import torch
+
+        torch.cuda.set_device(runtime.DEVICE)
+    log.info("worker process %d bound to %s (queues %s)", os.getpid(), runtime.DEVICE, queues)
