@@ -104,26 +104,12 @@ class MatchResult:
 
 
 def bench_heuristic(config: str, games: int, seed: int) -> MatchResult:
-    """The heuristic player against uniform random players, seats alternating game by game."""
+    """The heuristic player against uniform random players, seats rotating game by game."""
     from ringrift.ai import HeuristicPlayer, RandomPlayer
+    from ringrift.ai.arena import play_match
 
-    cfg = GameConfig.parse(config)
-    res = MatchResult(config, games, seed)
     start = time.perf_counter()
-    for g in range(games):
-        seat = 1 + g % cfg.num_players
-        players: dict[int, HeuristicPlayer | RandomPlayer] = {
-            p: RandomPlayer(seed * 100_003 + g * 7 + p) for p in range(1, cfg.num_players + 1)
-        }
-        players[seat] = HeuristicPlayer(seed * 100_003 + g)
-        state = GameState.initial(cfg)
-        while not state.is_over:
-            apply_move_unchecked(state, players[state.current].choose(state))
-        if state.winner == seat:
-            res.wins += 1
-        elif state.winner is None:
-            res.draws += 1
-        else:
-            res.losses += 1
+    m = play_match(GameConfig.parse(config), HeuristicPlayer, RandomPlayer, games, seed)
+    res = MatchResult(config, games, seed, m.wins, m.losses, m.draws)
     res.seconds = time.perf_counter() - start
     return res
