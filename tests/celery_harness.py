@@ -35,20 +35,41 @@ def point_app_at(env: dict[str, str]) -> None:
     The session has one private Redis, so this is set before the app's first connection and
     never changes afterwards.
     """
-    app.conf.update(broker_url=env["RINGRIFT_BROKER_URL"],
-                    result_backend=env["RINGRIFT_RESULT_BACKEND"])
+    app.conf.update(
+        broker_url=env["RINGRIFT_BROKER_URL"], result_backend=env["RINGRIFT_RESULT_BACKEND"]
+    )
 
 
 @contextmanager
-def worker(env: dict[str, str], queues: str, name: str, log_dir: Path,
-           concurrency: int = 1) -> Iterator[subprocess.Popen[bytes]]:
+def worker(
+    env: dict[str, str], queues: str, name: str, log_dir: Path, concurrency: int = 1
+) -> Iterator[subprocess.Popen[bytes]]:
     """A `celery -A ringrift worker` process consuming ``queues``; killed by pid afterwards."""
     log = open(log_dir / f"worker-{name}.log", "ab")  # noqa: SIM115 - owned by the process
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "ringrift", "worker", "-Q", queues,
-         "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
-         "--loglevel", "INFO"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "ringrift",
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            str(concurrency),
+            "-n",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     log.close()
     try:
