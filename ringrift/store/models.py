@@ -1,0 +1,237 @@
+"""The ledger's tables: games, artifacts, models, training runs, evaluations, ratings, pipelines.
+
+The ledger is the source of truth (DESIGN.md): Redis carries messages, and anything a stage needs to
+find again lives here. Ids are strings chosen by whoever produces the row (a game's UUID, an
+artifact's ``kind-<sha256 prefix>``), so a redelivered task that records the same thing twice
+finds its own row instead of making a second one.
+
+Timestamps are UTC. PostgreSQL keeps the offset; SQLite gives them back naive (still UTC).
+
+The schema itself is made by the Alembic migrations in ``migrations/``; these classes are what the
+code reads and writes, and a test checks that the two agree on both databases.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    true,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Deterministic constraint names: migrations can refer to them, and both databases agree.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ARTIFACT_KINDS = ("shard", "dataset", "model", "checkpoint")
+RUN_STATUSES = ("pending", "running", "done", "failed")
+
+ID = String(128)  # game UUIDs, "shard-<16 hex>", "model-square8_2p-g3", evaluation ids
+CONFIG = String(32)  # "square8_2p"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _created_at() -> Mapped[datetime]:
+    # Python-side default for microsecond precision; the server default covers raw SQL inserts.
+    return mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()
+    )
+
+
+def _updated_at() -> Mapped[datetime]:
+    return mapped_column(
+        DateTime(timezone=True),
+        nullable=False,
+        default=utcnow,
+        onupdate=utcnow,
+        server_default=func.now(),
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {list[int]: JSON}
+
+
+class Artifact(Base):
+    """A checksummed file in the artifact store; ``path`` is relative to the store root."""
+
+    __tablename__ = "artifacts"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    config: Mapped[str | None] = mapped_column(CONFIG)
+    created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        CheckConstraint(f"kind IN {ARTIFACT_KINDS!r}", name="kind"),
+        CheckConstraint("length(sha256) = 64", name="sha256_length"),
+        CheckConstraint("size >= 0", name="size_nonnegative"),
+        Index(None, "kind", "config"),
+    )
+
+
+class TrainingRun(Base):
+    """One training of a candidate: resumable from ``checkpoint_artifact_id`` at ``step``."""
+
+    __tablename__ = "training_runs"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    config: Mapped[str] = mapped_column(CONFIG)
+    generation: Mapped[int] = mapped_column(Integer)
+    dataset_artifact_id: Mapped[str] = mapped_column(ForeignKey("artifacts.id"))
+    # models <-> training_runs reference each other; use_alter breaks the cycle for CREATE.
+    init_model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id", use_alter=True))
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    total_steps: Mapped[int] = mapped_column(Integer)
+    last_loss: Mapped[float | None] = mapped_column(Float)
+    checkpoint_artifact_id: Mapped[str | None] = mapped_column(ForeignKey("artifacts.id"))
+    result_model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id", use_alter=True))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+    __table_args__ = (
+        CheckConstraint(f"status IN {RUN_STATUSES!r}", name="status"),
+        Index(None, "config", "generation"),
+    )
+
+
+class Model(Base):
+    """A trained network; its weights are the artifact. Loaders check architecture and encoder."""
+
+    __tablename__ = "models"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    config: Mapped[str] = mapped_column(CONFIG)
+    generation: Mapped[int] = mapped_column(Integer)
+    architecture: Mapped[str] = mapped_column(String(32))  # "b4c64": blocks x channels
+    encoder_version: Mapped[int] = mapped_column(Integer)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("models.id"))
+    training_run_id: Mapped[str | None] = mapped_column(ForeignKey("training_runs.id"))
+    artifact_id: Mapped[str] = mapped_column(ForeignKey("artifacts.id"))
+    created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (Index(None, "config", "generation"),)
+
+
+class Game(Base):
+    """One finished selfplay game, ingested from a shard; ``id`` is the producer's UUID."""
+
+    __tablename__ = "games"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    config: Mapped[str] = mapped_column(CONFIG)
+    generation: Mapped[int] = mapped_column(Integer)
+    model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id"))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    record: Mapped[str] = mapped_column(Text)  # GameRecord.to_json()
+    winner: Mapped[int | None] = mapped_column(Integer)
+    ranking: Mapped[list[int]] = mapped_column()  # one rank per seat
+    length: Mapped[int] = mapped_column(Integer)  # moves, bookkeeping moves included
+    termination: Mapped[str] = mapped_column(String(32))  # victory type
+    shard_artifact_id: Mapped[str] = mapped_column(ForeignKey("artifacts.id"))
+    created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        Index(None, "config", "generation"),
+        Index(None, "config", "created_at"),
+        Index(None, "shard_artifact_id"),
+    )
+
+
+class EvaluationMatch(Base):
+    """A candidate's result against one opponent in one evaluation, recorded once."""
+
+    __tablename__ = "evaluation_matches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    evaluation_id: Mapped[str] = mapped_column(ID)
+    config: Mapped[str] = mapped_column(CONFIG)
+    candidate_id: Mapped[str] = mapped_column(ForeignKey("models.id"))
+    opponent: Mapped[str] = mapped_column(ID)  # "random", "heuristic" or a model id
+    games: Mapped[int] = mapped_column(Integer)
+    wins: Mapped[int] = mapped_column(Integer)
+    losses: Mapped[int] = mapped_column(Integer)
+    draws: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        UniqueConstraint("evaluation_id", "opponent"),
+        Index(None, "candidate_id"),
+    )
+
+
+class Rating(Base):
+    """A model's rating within one pool of opponents; keyed by model id, never by name."""
+
+    __tablename__ = "ratings"
+
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    pool: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+    games: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class PipelineState(Base):
+    """Where one configuration's loop stands; the beat reconciler reads it.
+
+    ``version`` is bumped by every write: the ORM checks it on flush (a write based on a stale
+    read raises ``StaleDataError``), and ``db.cas_best_model`` bumps it when it moves the pointer.
+    """
+
+    __tablename__ = "pipeline_state"
+
+    config: Mapped[str] = mapped_column(CONFIG, primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    best_model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id"))
+    stage: Mapped[str] = mapped_column(String(32), default="selfplay", server_default="selfplay")
+    last_export_game_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    updated_at: Mapped[datetime] = _updated_at()
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+__all__ = [
+    "ARTIFACT_KINDS",
+    "RUN_STATUSES",
+    "Artifact",
+    "Base",
+    "EvaluationMatch",
+    "Game",
+    "Model",
+    "PipelineState",
+    "Rating",
+    "TrainingRun",
+    "utcnow",
+]
