@@ -158,6 +158,7 @@ def _game_rows(n: int, shard: str, start: int = 0) -> list[dict[str, Any]]:
             "generation": 0,
             "seed": 2**40 + i,
             "record": '{"version":1,"config":"square8_2p","moves":[]}',
+            "targets": "[]",
             "winner": 1 + i % 2,
             "ranking": [1, 2] if i % 2 == 0 else [2, 1],
             "length": 100 + i,

@@ -136,6 +136,9 @@ class Model(Base):
     encoder_version: Mapped[int] = mapped_column(Integer)
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("models.id"))
     training_run_id: Mapped[str | None] = mapped_column(ForeignKey("training_runs.id"))
+    # "candidate" until the promotion gate decides: "promoted" or "rejected"
+    status: Mapped[str] = mapped_column(String(16), default="candidate", server_default="candidate")
+    decision: Mapped[str | None] = mapped_column(Text)  # the gate's reasons, JSON
     artifact_id: Mapped[str] = mapped_column(ForeignKey("artifacts.id"))
     created_at: Mapped[datetime] = _created_at()
 
@@ -153,6 +156,7 @@ class Game(Base):
     model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id"))
     seed: Mapped[int] = mapped_column(BigInteger)
     record: Mapped[str] = mapped_column(Text)  # GameRecord.to_json()
+    targets: Mapped[str] = mapped_column(Text)  # JSON [[move index, [[action, prob], ...]], ...]
     winner: Mapped[int | None] = mapped_column(Integer)
     ranking: Mapped[list[int]] = mapped_column()  # one rank per seat
     length: Mapped[int] = mapped_column(Integer)  # moves, bookkeeping moves included
@@ -216,6 +220,8 @@ class PipelineState(Base):
     best_model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id"))
     stage: Mapped[str] = mapped_column(String(32), default="selfplay", server_default="selfplay")
     last_export_game_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # the loop stops starting work once ``generation`` reaches this (None: run on)
+    target_generations: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime] = _updated_at()
     version: Mapped[int] = mapped_column(Integer, server_default="1")
 

@@ -104,6 +104,8 @@ def upgrade() -> None:
         sa.Column("encoder_version", sa.Integer(), nullable=False),
         sa.Column("parent_id", ID, nullable=True),
         sa.Column("training_run_id", ID, nullable=True),
+        sa.Column("status", sa.String(16), server_default="candidate", nullable=False),
+        sa.Column("decision", sa.Text(), nullable=True),
         sa.Column("artifact_id", ID, nullable=False),
         _timestamp("created_at"),
         sa.ForeignKeyConstraint(
@@ -131,6 +133,7 @@ def upgrade() -> None:
         sa.Column("model_id", ID, nullable=True),
         sa.Column("seed", sa.BigInteger(), nullable=False),
         sa.Column("record", sa.Text(), nullable=False),
+        sa.Column("targets", sa.Text(), nullable=False),
         sa.Column("winner", sa.Integer(), nullable=True),
         sa.Column("ranking", sa.JSON(), nullable=False),
         sa.Column("length", sa.Integer(), nullable=False),
@@ -188,6 +191,7 @@ def upgrade() -> None:
         sa.Column("best_model_id", ID, nullable=True),
         sa.Column("stage", sa.String(length=32), server_default="selfplay", nullable=False),
         sa.Column("last_export_game_count", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("target_generations", sa.Integer(), nullable=True),
         _timestamp("updated_at"),
         sa.Column("version", sa.Integer(), server_default="1", nullable=False),
         sa.ForeignKeyConstraint(
