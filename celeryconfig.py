@@ -7,15 +7,9 @@ overridden from the environment so the same file serves dev, CI and compose.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-# Where local state (games, checkpoints, the default SQLite DB) lives.
-data_dir = str(Path(os.environ.get("RINGRIFT_DATA_DIR", "~/.ringrift")).expanduser())
-
-# Metadata database (runs, models, games); SQLite under data_dir unless told otherwise.
-database_url = os.environ.get(
-    "RINGRIFT_DATABASE_URL", f"sqlite:///{Path(data_dir) / 'ringrift.db'}"
-)
+# The ledger and the artifact store are not Celery settings: see ringrift/settings.py
+# (RINGRIFT_DATA_DIR, RINGRIFT_DATABASE_URL).
 
 # Redis db 0 carries the task queues.
 broker_url = os.environ.get("RINGRIFT_BROKER_URL", "redis://127.0.0.1:6379/0")
@@ -47,3 +41,23 @@ result_backend_transport_options = {"visibility_timeout": 7200}
 
 # Drop stored results after one day.
 result_expires = 86400
+
+# A task whose worker process dies (kill -9, OOM) goes back to the queue instead of being acked
+# as failed: with late acks and idempotent tasks, the redelivery finishes the work.
+task_reject_on_worker_lost = True
+
+# Work that needs no GPU goes to the "cpu" queue unless the caller routes it to a gpuN queue.
+task_default_queue = "cpu"
+
+# Keep retrying the broker at start-up (Celery 6 changes the default).
+broker_connection_retry_on_startup = True
+
+# The reconciler: every tick reads the ledger for each enabled config and starts what is due.
+# Beat runs once; overlapping ticks are harmless because every start is claimed in Redis first.
+beat_schedule = {
+    "pipeline-tick": {
+        "task": "ringrift.pipeline.tick",
+        "schedule": float(os.environ.get("RINGRIFT_TICK_SECONDS", "10")),
+        "options": {"queue": "cpu", "expires": 60},
+    },
+}

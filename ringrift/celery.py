@@ -12,6 +12,13 @@ import workers.bootstrap  # noqa: F401 - connects the worker start-up signal han
 
 TASK_MODULES = [
     "ringrift.tasks.health",
+    "ringrift.tasks.selfplay",
+    "ringrift.tasks.sync",
+    "ringrift.tasks.export",
+    "ringrift.tasks.train",
+    "ringrift.tasks.evaluate",
+    "ringrift.tasks.promote",
+    "ringrift.tasks.pipeline",
 ]
 
 app = Celery("ringrift", include=TASK_MODULES)

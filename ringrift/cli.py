@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _bench_engine(args: argparse.Namespace) -> int:
@@ -45,6 +46,50 @@ def _rules_check(args: argparse.Namespace) -> int:
     return run_check(args.paths, skip_file=args.skip_file, verbose=args.verbose)
 
 
+def _loop(args: argparse.Namespace) -> int:
+    from ringrift.loop import run_loop
+
+    return run_loop(
+        args.config,
+        args.generations,
+        args.preset,
+        data_dir=args.data_dir,
+        as_json=args.json,
+        timeout=args.timeout,
+    )
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ringrift.celery import app
+    from ringrift.service import current
+    from ringrift.status import all_status
+
+    report = all_status(current(), app)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    for c in report["configs"]:
+        best = c["best_model"] or "none"
+        print(
+            f"{c['config']}: generation {c['generation']}"
+            f"{'/' + str(c['target_generations']) if c.get('target_generations') else ''}"
+            f" ({c['stage']}), games {c['games_total']} ({c['games_new']} new since the last "
+            f"export), best model {best}"
+        )
+        ev = c.get("best_evaluation")
+        if ev:
+            for opp, m in ev["matches"].items():
+                print(f"    vs {opp}: {m['wins']}-{m['losses']}-{m['draws']} of {m['games']}")
+        if c.get("training"):
+            t = c["training"]
+            loss = "" if t["loss"] is None else f", loss {t['loss']:.4f}"
+            print(
+                f"    training {t['run']}: {t['status']} step {t['step']}/{t['total_steps']}{loss}"
+            )
+    print("queues: " + ", ".join(f"{q} {n}" for q, n in report["queues"].items()))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from ringrift.demo import run_demo
 
@@ -79,6 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
     heur.add_argument("--seed", type=int, default=1)
     heur.add_argument("--json", action="store_true", help="last line: one JSON object")
     heur.set_defaults(func=_bench_heuristic)
+
+    loop = sub.add_parser("loop", help="run the training loop on this machine")
+    loop.add_argument("--config", default="square8_2p")
+    loop.add_argument("--generations", type=int, default=2)
+    loop.add_argument("--preset", default="tiny", help="tiny (CPU minutes) or default (GPU)")
+    loop.add_argument("--data-dir", type=Path, default=None, help="default: $RINGRIFT_DATA_DIR")
+    loop.add_argument("--timeout", type=float, default=None, help="give up after this many s")
+    loop.add_argument("--json", action="store_true", help="last line: one JSON summary")
+    loop.set_defaults(func=_loop)
+
+    status = sub.add_parser("status", help="where each configuration's loop stands")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=_status)
 
     demo = sub.add_parser("demo", help="a random-vs-heuristic game, then the engine benchmark")
     demo.add_argument("--config", default="square8_2p")

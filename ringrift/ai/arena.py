@@ -19,18 +19,33 @@ class Player(Protocol):
 
 
 class MCTSPlayer:
-    """Plays the most visited move of a noise-free search."""
+    """Plays the most visited move of a noise-free search.
 
-    def __init__(self, evaluator: Evaluator, search: SearchConfig, seed: int, name: str) -> None:
+    The first ``opening_moves`` decisions are sampled in proportion to visits instead (seeded),
+    so that a match between two deterministic searches is not the same game repeated.
+    """
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        search: SearchConfig,
+        seed: int,
+        name: str,
+        opening_moves: int = 0,
+    ) -> None:
         self.name = name
         self.rng = random.Random(seed)
         self.search = MCTS(evaluator, search, self.rng)
+        self.opening_moves = opening_moves
+        self.decisions = 0
 
     def choose(self, state: GameState) -> Move:
         moves = legal_moves(state)
         if len(moves) == 1:
             return moves[0]
-        return choose_move(self.search.search(state, add_noise=False), 0.0, self.rng)
+        temperature = 1.0 if self.decisions < self.opening_moves else 0.0
+        self.decisions += 1
+        return choose_move(self.search.search(state, add_noise=False), temperature, self.rng)
 
 
 @dataclass

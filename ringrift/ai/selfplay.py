@@ -10,6 +10,7 @@ foreign shard is an error naming the file and line, never a silently shorter dat
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import random
 from collections.abc import Iterator
@@ -109,7 +110,13 @@ def write_shard(path: Path, header: ShardHeader, games: list[PlayedGame]) -> Non
     """Write a shard (the caller makes it atomic by writing to a temporary path)."""
     if header.games != len(games):
         raise ShardError(f"{path}: header says {header.games} games, {len(games)} given")
-    with gzip.open(path, "wt", encoding="utf-8") as f:
+    # mtime 0 and no file name in the gzip header: the same games give the same bytes, so a
+    # redelivered selfplay task stores an identical shard under its fixed name.
+    with (
+        open(path, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+        io.TextIOWrapper(gz, encoding="utf-8") as f,
+    ):
         head = {"format": SHARD_FORMAT, "version": SHARD_VERSION, **asdict(header)}
         f.write(json.dumps(head, separators=(",", ":")) + "\n")
         for g in games:

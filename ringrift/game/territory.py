@@ -21,7 +21,9 @@ class Region(NamedTuple):
 
 
 def find_disconnected_regions(state: GameState) -> list[Region]:
-    """All physically and colour-disconnected regions, in a stable order."""
+    """All physically and colour-disconnected regions, in a stable order; regions that would
+    collapse exactly the same cells are listed once (the first found: collapsed-only borders
+    before marker borders, then by border colour)."""
     stacks = state.stacks
     if not state.stack_cells:
         return []
@@ -60,10 +62,15 @@ def find_disconnected_regions(state: GameState) -> list[Region]:
             continue
         for comp in components:
             colours = {p for p, bits in control_bits.items() if bits & comp}
-            if not colours < active or comp in seen:
+            if not colours < active:
                 continue
-            seen.add(comp)
             touching = bb.spread(comp) & border_bits if border else 0
+            # A region and its border markers collapse together; two readings of the same
+            # cells (a marker inside, or the same marker as border) are one choice.
+            footprint = comp | touching
+            if footprint in seen:
+                continue
+            seen.add(footprint)
             found.append(
                 Region(tuple(sorted(bb.cells(comp))), border, tuple(sorted(bb.cells(touching))))
             )

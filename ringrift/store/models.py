@@ -222,6 +222,7 @@ class PipelineState(Base):
     last_export_game_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # the loop stops starting work once ``generation`` reaches this (None: run on)
     target_generations: Mapped[int | None] = mapped_column(Integer)
+    preset: Mapped[str] = mapped_column(String(32), default="default", server_default="default")
     updated_at: Mapped[datetime] = _updated_at()
     version: Mapped[int] = mapped_column(Integer, server_default="1")
 

@@ -192,6 +192,7 @@ def upgrade() -> None:
         sa.Column("stage", sa.String(length=32), server_default="selfplay", nullable=False),
         sa.Column("last_export_game_count", sa.Integer(), server_default="0", nullable=False),
         sa.Column("target_generations", sa.Integer(), nullable=True),
+        sa.Column("preset", sa.String(32), server_default="default", nullable=False),
         _timestamp("updated_at"),
         sa.Column("version", sa.Integer(), server_default="1", nullable=False),
         sa.ForeignKeyConstraint(

@@ -1,0 +1,306 @@
+"""The loop's state machine, read from the ledger: what is due for a configuration, and the
+idempotent steps that move it on.
+
+Iteration ``k`` of a configuration (``PipelineState.generation``) plays selfplay games with the
+current best model, exports a dataset from the newest games, trains candidate
+``model-<config>-g<k+1>`` from it, evaluates the candidate and lets the gate promote or reject
+it; then iteration ``k+1`` starts. Every artifact and row of iteration ``k`` has a fixed name,
+so a repeated step finds its own finished work. ``reconcile`` is both the chord callbacks' fast
+path and the beat tick's guarantee: it derives everything from the ledger, and a Redis claim
+(SET NX with a time-out) makes sure two callers never start the same stage twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ringrift.ai.selfplay import read_shard
+from ringrift.errors import ServiceError
+from ringrift.game import GameConfig
+from ringrift.gate import GateDecision, MatchScore, decide
+from ringrift.presets import Preset, preset
+from ringrift.service import Service
+from ringrift.store import ingest_games
+from ringrift.store.models import Artifact, EvaluationMatch, Game, Model, PipelineState, TrainingRun
+
+log = logging.getLogger(__name__)
+CLAIM_PREFIX = "ringrift:claim:"
+FIXED_OPPONENTS = ("random", "heuristic")
+
+
+# ----- names: one per (config, iteration) ------------------------------------------------
+
+
+def shard_name(config: str, generation: int, batch: str, index: int) -> str:
+    return f"shard-{config}-g{generation}-{batch}-{index:02d}"
+
+
+def dataset_name(config: str, generation: int) -> str:
+    return f"dataset-{config}-g{generation}"
+
+
+def run_name(config: str, generation: int) -> str:
+    return f"run-{config}-g{generation}"
+
+
+def candidate_name(config: str, generation: int) -> str:
+    return f"model-{config}-g{generation + 1}"
+
+
+def evaluation_name(candidate_id: str) -> str:
+    return f"eval-{candidate_id}"
+
+
+# ----- validation shared by the tasks --------------------------------------------------------
+
+
+def check_config(name: Any) -> GameConfig:
+    if not isinstance(name, str):
+        raise ServiceError(f"config must be a string like 'square8_2p', got {name!r}")
+    return GameConfig.parse(name)
+
+
+def check_generation(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ServiceError(f"generation must be a non-negative integer, got {value!r}")
+    return value
+
+
+def load_state(s: Session, config: str) -> PipelineState:
+    st = s.get(PipelineState, config)
+    if st is None:
+        raise ServiceError(f"no pipeline for config {config!r}: start one with `ringrift loop`")
+    return st
+
+
+# ----- claims: at most one start per stage --------------------------------------------------
+
+
+def claim(r: redis.Redis, key: str, seconds: int) -> bool:
+    return bool(r.set(CLAIM_PREFIX + key, secrets.token_hex(8), nx=True, ex=seconds))
+
+
+def release(r: redis.Redis, key: str) -> None:
+    r.delete(CLAIM_PREFIX + key)
+
+
+# ----- selfplay and collection ----------------------------------------------------------------
+
+
+def shard_game_rows(
+    artifact: Artifact, games: list[dict[str, Any]], generation: int, model_id: str | None
+) -> list[dict[str, Any]]:
+    rows = []
+    for g in games:
+        rows.append(
+            {
+                "id": g["id"],
+                "config": g["config"],
+                "generation": generation,
+                "model_id": model_id,
+                "seed": int(g["seed"]),
+                "record": json.dumps(g["record"], separators=(",", ":")),
+                "targets": json.dumps(g["targets"], separators=(",", ":")),
+                "winner": g["winner"],
+                "ranking": list(g["ranks"]),
+                "length": int(g["length"]),
+                "termination": g["termination"],
+                "shard_artifact_id": artifact.id,
+            }
+        )
+    return rows
+
+
+def ingest_shard(svc: Service, s: Session, artifact: Artifact) -> int:
+    """Verify a shard (checksum, then replay of every game) and ingest its games once."""
+    if artifact.kind != "shard":
+        raise ServiceError(f"artifact {artifact.id} is a {artifact.kind}, not a shard")
+    local = svc.cache.pull(artifact.id, artifact.path, artifact.sha256)
+    header, games = read_shard(local)
+    if artifact.config and header.config != artifact.config:
+        raise ServiceError(
+            f"shard {artifact.id} holds {header.config} games, recorded as {artifact.config}"
+        )
+    return ingest_games(s, shard_game_rows(artifact, games, header.generation, header.model_id))
+
+
+def uncollected_shards(s: Session, config: str, generation: int) -> list[Artifact]:
+    prefix = f"shard-{config}-g{generation}-"
+    collected = select(Game.shard_artifact_id).where(Game.config == config).distinct()
+    q = (
+        select(Artifact)
+        .where(
+            Artifact.kind == "shard", Artifact.id.startswith(prefix), Artifact.id.not_in(collected)
+        )
+        .order_by(Artifact.id)
+    )
+    return list(s.scalars(q))
+
+
+def game_count(s: Session, config: str, generation: int | None = None) -> int:
+    q = select(func.count()).select_from(Game).where(Game.config == config)
+    if generation is not None:
+        q = q.where(Game.generation == generation)
+    return int(s.scalar(q) or 0)
+
+
+# ----- the evaluation decision: the only way to promote --------------------------------------
+
+
+def opponents_for(st: PipelineState) -> list[str]:
+    return [*FIXED_OPPONENTS, *([st.best_model_id] if st.best_model_id else [])]
+
+
+def gate_decision(s: Session, st: PipelineState, candidate_id: str, p: Preset) -> GateDecision:
+    rows = s.scalars(
+        select(EvaluationMatch).where(
+            EvaluationMatch.evaluation_id == evaluation_name(candidate_id)
+        )
+    )
+    scores = [MatchScore(m.opponent, m.games, m.wins, m.losses, m.draws) for m in rows]
+    return decide(scores, p.gate, has_best=st.best_model_id is not None)
+
+
+def apply_decision(s: Session, config: str, generation: int, candidate_id: str) -> str:
+    """Decide a fully evaluated candidate once, and start iteration ``generation + 1``.
+
+    Promotion moves the best-model pointer by compare-and-set from the best the candidate was
+    evaluated against. Returns "promoted", "rejected" or "already decided".
+    """
+    st = load_state(s, config)
+    model = s.get(Model, candidate_id)
+    if model is None:
+        raise ServiceError(f"candidate {candidate_id} is not in the ledger")
+    if st.generation != generation or model.status != "candidate":
+        return "already decided"
+    p = preset(st.preset)
+    decision = gate_decision(s, st, candidate_id, p)
+    outcome = "rejected"
+    if decision.promote:
+        from ringrift.store import cas_best_model
+
+        if cas_best_model(s, config, st.best_model_id, candidate_id):
+            outcome = "promoted"
+            s.refresh(st)
+    model.status = outcome
+    model.decision = json.dumps({"promote": decision.promote, "reasons": decision.reasons})
+    st.generation = generation + 1
+    st.stage = "selfplay"
+    s.flush()
+    log.info("%s: candidate %s %s (%s)", config, candidate_id, outcome, "; ".join(decision.reasons))
+    return outcome
+
+
+# ----- what is due ------------------------------------------------------------------------------
+
+
+@dataclass
+class Due:
+    """One thing ``reconcile`` found to do; ``start`` enqueues it (the tasks module does)."""
+
+    stage: str
+    config: str
+    generation: int
+    detail: dict[str, Any]
+
+
+def reconcile(svc: Service, r: redis.Redis, config: str) -> list[Due]:
+    """Bring ``config`` as far forward as the ledger allows; return the tasks to start.
+
+    Cheap steps (ingesting finished shards, creating the training run row) happen here
+    directly; everything else comes back as ``Due`` items, each already claimed.
+    """
+    with svc.session() as s:
+        st = s.get(PipelineState, config)
+        if st is None or not st.enabled:
+            return []
+        k = st.generation
+        if st.target_generations is not None and k >= st.target_generations:
+            return []
+        p = preset(st.preset)
+        for artifact in uncollected_shards(s, config, k):
+            n = ingest_shard(svc, s, artifact)
+            log.info("%s g%d: collected %d games from %s", config, k, n, artifact.id)
+        s.flush()
+        have = game_count(s, config, k)
+        if have < p.games_per_generation:
+            st.stage = "selfplay"
+            if not claim(r, f"{config}:{k}:selfplay", p.claim_seconds):
+                return []
+            tasks = math.ceil((p.games_per_generation - have) / p.games_per_task)
+            batch = secrets.token_hex(4)
+            return [
+                Due(
+                    "selfplay",
+                    config,
+                    k,
+                    {
+                        "batch": batch,
+                        "tasks": tasks,
+                        "games": p.games_per_task,
+                        "model_id": st.best_model_id,
+                        "preset": p.name,
+                    },
+                )
+            ]
+        dataset = s.get(Artifact, dataset_name(config, k))
+        if dataset is None:
+            st.stage = "export"
+            if claim(r, f"{config}:{k}:export", p.claim_seconds):
+                return [Due("export", config, k, {"preset": p.name})]
+            return []
+        run = s.get(TrainingRun, run_name(config, k))
+        if run is None:
+            run = TrainingRun(
+                id=run_name(config, k),
+                config=config,
+                generation=k,
+                dataset_artifact_id=dataset.id,
+                init_model_id=st.best_model_id,
+                status="pending",
+                total_steps=p.train_config().steps,
+            )
+            s.add(run)
+            s.flush()
+        if run.status != "done":
+            st.stage = "training"
+            if run.status == "failed":
+                return []  # a failed run waits for a person: `ringrift status` shows its error
+            if claim(r, f"{config}:{k}:train", p.claim_seconds):
+                return [Due("train", config, k, {"run_id": run.id})]
+            return []
+        candidate_id = run.result_model_id
+        if candidate_id is None:
+            raise ServiceError(f"training run {run.id} is done but names no model")
+        played = set(
+            s.scalars(
+                select(EvaluationMatch.opponent).where(
+                    EvaluationMatch.evaluation_id == evaluation_name(candidate_id)
+                )
+            )
+        )
+        missing = [o for o in opponents_for(st) if o not in played]
+        st.stage = "evaluating"
+        if missing:
+            if claim(r, f"{config}:{k}:evaluate", p.claim_seconds):
+                return [
+                    Due(
+                        "evaluate",
+                        config,
+                        k,
+                        {"candidate_id": candidate_id, "opponents": missing, "preset": p.name},
+                    )
+                ]
+            return []
+        if claim(r, f"{config}:{k}:decide", p.claim_seconds):
+            return [Due("decide", config, k, {"candidate_id": candidate_id})]
+        return []

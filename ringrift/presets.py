@@ -1,0 +1,85 @@
+"""Loop presets: every number the pipeline uses, in one frozen object per preset.
+
+``tiny`` finishes generations in about a minute on two CPU cores (tests and the quick start);
+``default`` is sized for a GPU worker. A preset's name is stored with the pipeline state, so every
+worker reads the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ringrift.ai.mcts import SearchConfig
+from ringrift.ai.selfplay import SelfplaySettings
+from ringrift.errors import ServiceError
+from ringrift.gate import GateConfig, Threshold
+
+if TYPE_CHECKING:
+    from training.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    arch: str
+    games_per_generation: int  # new selfplay games before each export
+    games_per_task: int  # games in one selfplay task (one shard)
+    selfplay: SelfplaySettings
+    window_games: int  # newest games a dataset is built from
+    train_preset: str  # training.config preset
+    eval_games: int  # games against each opponent
+    eval_search: SearchConfig
+    eval_opening_moves: int  # sampled opening decisions, so evaluation games differ
+    gate: GateConfig
+    claim_seconds: int  # a started stage with no result after this long is started again
+
+    def train_config(self) -> TrainConfig:
+        from training.config import TrainConfig
+
+        return TrainConfig.tiny() if self.train_preset == "tiny" else TrainConfig.default()
+
+
+TINY = Preset(
+    name="tiny",
+    arch="b4c64",
+    games_per_generation=8,
+    games_per_task=4,
+    selfplay=SelfplaySettings(SearchConfig(simulations=16, batch_size=8), temperature_moves=20),
+    window_games=400,
+    train_preset="tiny",
+    eval_games=8,
+    eval_search=SearchConfig(simulations=24, batch_size=8, dirichlet_fraction=0.0),
+    eval_opening_moves=4,
+    gate=GateConfig(
+        {
+            "random": Threshold(min_score=0.5, min_lower_bound=0.2),
+            "best": Threshold(min_score=0.375, min_lower_bound=0.1),
+        }
+    ),
+    claim_seconds=600,
+)
+
+DEFAULT = Preset(
+    name="default",
+    arch="b10c128",
+    games_per_generation=2000,
+    games_per_task=50,
+    selfplay=SelfplaySettings(SearchConfig(simulations=200, batch_size=16), temperature_moves=30),
+    window_games=50_000,
+    train_preset="default",
+    eval_games=200,
+    eval_search=SearchConfig(simulations=200, batch_size=16, dirichlet_fraction=0.0),
+    eval_opening_moves=6,
+    gate=GateConfig(),
+    claim_seconds=4 * 3600,
+)
+
+PRESETS = {p.name: p for p in (TINY, DEFAULT)}
+
+
+def preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ServiceError(f"unknown preset {name!r}; known: {sorted(PRESETS)}") from None

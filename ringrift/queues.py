@@ -1,0 +1,43 @@
+"""Which queues exist and which to use: GPU work goes to ``gpuN`` queues, other work spreads
+over every consumed queue, least backlog first."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from workers.devices import gpu_index
+
+_cache: tuple[float, list[str]] = (0.0, [])
+CACHE_SECONDS = 30.0
+
+
+def consumed_queues(app: Any, refresh: bool = False) -> list[str]:
+    """Queues some live worker consumes (asked of the workers; cached briefly)."""
+    global _cache
+    now = time.monotonic()
+    if refresh or now - _cache[0] > CACHE_SECONDS or not _cache[1]:
+        replies = app.control.inspect(timeout=1.0).active_queues() or {}
+        names = sorted({q["name"] for queues in replies.values() for q in queues})
+        _cache = (now, names)
+    return list(_cache[1])
+
+
+def gpu_queues(app: Any) -> list[str]:
+    return [q for q in consumed_queues(app) if gpu_index([q]) is not None]
+
+
+def backlog(app: Any, queue: str) -> int:
+    with app.connection_for_write() as conn:
+        return int(conn.default_channel.client.llen(queue))
+
+
+def pick(app: Any, n: int, *, gpu_only: bool = False) -> list[str]:
+    """``n`` queue choices, spread round-robin from the least backlogged queue."""
+    candidates = gpu_queues(app) if gpu_only else consumed_queues(app)
+    if gpu_only and not candidates:
+        candidates = consumed_queues(app)  # a CPU-only cluster still trains (slowly)
+    if not candidates:
+        candidates = [str(app.conf.task_default_queue)]
+    ordered = sorted(candidates, key=lambda q: backlog(app, q))
+    return [ordered[i % len(ordered)] for i in range(n)]

@@ -1,0 +1,93 @@
+"""``ringrift status``: where each configuration's loop stands, from the ledger and the broker."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+
+from ringrift.pipeline import evaluation_name, game_count, run_name
+from ringrift.service import Service
+from ringrift.store.models import EvaluationMatch, Model, PipelineState, TrainingRun
+
+
+def config_status(svc: Service, config: str) -> dict[str, Any]:
+    with svc.session() as s:
+        st = s.get(PipelineState, config)
+        if st is None:
+            return {
+                "config": config,
+                "generation": 0,
+                "stage": "not started",
+                "games_total": 0,
+                "games_new": 0,
+                "games_this_generation": 0,
+                "best_model": None,
+                "training": None,
+            }
+        total = game_count(s, config)
+        out: dict[str, Any] = {
+            "config": config,
+            "enabled": st.enabled,
+            "preset": st.preset,
+            "generation": st.generation,
+            "target_generations": st.target_generations,
+            "stage": st.stage,
+            "games_total": total,
+            "games_new": total - st.last_export_game_count,
+            "games_this_generation": game_count(s, config, st.generation),
+            "best_model": st.best_model_id,
+            "best_evaluation": None,
+            "training": None,
+        }
+        if st.best_model_id:
+            best = s.get(Model, st.best_model_id)
+            matches = s.scalars(
+                select(EvaluationMatch).where(
+                    EvaluationMatch.evaluation_id == evaluation_name(st.best_model_id)
+                )
+            )
+            out["best_evaluation"] = {
+                "decision": json.loads(best.decision) if best and best.decision else None,
+                "matches": {
+                    m.opponent: {
+                        "games": m.games,
+                        "wins": m.wins,
+                        "losses": m.losses,
+                        "draws": m.draws,
+                    }
+                    for m in matches
+                },
+            }
+        run = s.get(TrainingRun, run_name(config, st.generation))
+        if run is not None and run.status != "done":
+            out["training"] = {
+                "run": run.id,
+                "status": run.status,
+                "step": run.step,
+                "total_steps": run.total_steps,
+                "loss": run.last_loss,
+                "error": run.error,
+            }
+    return out
+
+
+def queue_depths(app: Any, queues: list[str]) -> dict[str, int]:
+    from ringrift.queues import backlog
+
+    return {q: backlog(app, q) for q in queues}
+
+
+def all_status(svc: Service, app: Any) -> dict[str, Any]:
+    from ringrift.queues import consumed_queues
+
+    with svc.session() as s:
+        configs = list(s.scalars(select(PipelineState.config).order_by(PipelineState.config)))
+        models = s.scalar(select(func.count()).select_from(Model)) or 0
+    try:
+        queues = consumed_queues(app, refresh=True)
+        depths = queue_depths(app, sorted(set(queues) | {"cpu", "gpu0"}))
+    except Exception as e:  # the ledger is still worth showing without a broker
+        depths = {"error": f"broker unreachable: {e}"}  # type: ignore[dict-item]
+    return {"configs": [config_status(svc, c) for c in configs], "models": models, "queues": depths}

@@ -1,0 +1,111 @@
+"""Evaluation: ``play_match`` plays the candidate against one opponent (random, the heuristic
+player, or the current best model) and records the result once; ``decide`` is the match
+group's chord callback and hands the decision to the promotion step."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+from celery.utils.log import get_task_logger
+from sqlalchemy import select
+
+from ringrift.ai import HeuristicPlayer, RandomPlayer
+from ringrift.ai.arena import MCTSPlayer, Player, play_match
+from ringrift.celery import app
+from ringrift.errors import ServiceError
+from ringrift.pipeline import check_config, evaluation_name, release
+from ringrift.presets import preset
+from ringrift.service import current, redis_client
+from ringrift.store.db import insert_ignoring_duplicates
+from ringrift.store.models import EvaluationMatch, Model
+from ringrift.tasks.common import model_evaluator
+from workers import runtime
+
+log = get_task_logger(__name__)
+
+
+@app.task(name="ringrift.evaluate.play_match")
+def play_match_task(
+    config: str, candidate_id: str, opponent: str, games: int, preset_name: str
+) -> dict[str, Any]:
+    cfg = check_config(config)
+    p = preset(preset_name)
+    if not isinstance(games, int) or not 1 <= games <= 100_000:
+        raise ServiceError(f"games must be between 1 and 100000, got {games!r}")
+    evaluation_id = evaluation_name(candidate_id)
+    svc = current()
+    with svc.session() as s:
+        done = s.scalar(
+            select(EvaluationMatch).where(
+                EvaluationMatch.evaluation_id == evaluation_id, EvaluationMatch.opponent == opponent
+            )
+        )
+        if done is not None:
+            log.info("%s vs %s already played (redelivery)", candidate_id, opponent)
+            return {
+                "opponent": opponent,
+                "wins": done.wins,
+                "losses": done.losses,
+                "draws": done.draws,
+                "games": done.games,
+            }
+        candidate_model = s.get(Model, candidate_id)
+        if candidate_model is None or candidate_model.config != config:
+            raise ServiceError(f"candidate {candidate_id!r} is not a {config} model in the ledger")
+        board = cfg.board.value
+        cand_eval = model_evaluator(svc, s, candidate_id, board, runtime.DEVICE)
+        opp_eval = None
+        if opponent not in ("random", "heuristic"):
+            opp_eval = model_evaluator(svc, s, opponent, board, runtime.DEVICE)
+
+    def candidate(seed: int) -> Player:
+        return MCTSPlayer(cand_eval, p.eval_search, seed, candidate_id, p.eval_opening_moves)
+
+    def rival(seed: int) -> Player:
+        if opponent == "random":
+            return RandomPlayer(seed)
+        if opponent == "heuristic":
+            return HeuristicPlayer(seed)
+        assert opp_eval is not None
+        return MCTSPlayer(opp_eval, p.eval_search, seed, opponent, p.eval_opening_moves)
+
+    seed = zlib.crc32(f"{evaluation_id}/{opponent}".encode())
+    res = play_match(cfg, candidate, rival, games, seed)
+    with svc.session() as s:
+        stmt = insert_ignoring_duplicates(s, EvaluationMatch.__table__)  # type: ignore[arg-type]
+        s.execute(
+            stmt,
+            [
+                {
+                    "evaluation_id": evaluation_id,
+                    "config": config,
+                    "candidate_id": candidate_id,
+                    "opponent": opponent,
+                    "games": res.games,
+                    "wins": res.wins,
+                    "losses": res.losses,
+                    "draws": res.draws,
+                }
+            ],
+        )
+    log.info("%s vs %s: %d-%d-%d", candidate_id, opponent, res.wins, res.losses, res.draws)
+    return {
+        "opponent": opponent,
+        "wins": res.wins,
+        "losses": res.losses,
+        "draws": res.draws,
+        "games": res.games,
+    }
+
+
+@app.task(name="ringrift.evaluate.decide")
+def decide(
+    results: list[dict[str, Any]], config: str, generation: int, candidate_id: str
+) -> dict[str, Any]:
+    check_config(config)
+    release(redis_client(), f"{config}:{generation}:evaluate")
+    from ringrift.tasks.pipeline import advance
+
+    advance(config)  # all matches recorded: the reconciler claims and starts the decision
+    return {"candidate_id": candidate_id, "matches": len(results)}

@@ -1,0 +1,79 @@
+"""``ringrift.selfplay.play_games``: play a batch of games with the current best model and store
+them as one shard artifact. Idempotent: the shard's name and every game's seed come from the
+arguments, so a redelivered task finds (or rewrites identically) its own shard."""
+
+from __future__ import annotations
+
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+from celery.utils.log import get_task_logger
+
+from ringrift.ai.mcts import UniformEvaluator
+from ringrift.ai.selfplay import ShardHeader, play_game, write_shard
+from ringrift.celery import app
+from ringrift.errors import ServiceError
+from ringrift.pipeline import check_config, check_generation, shard_name
+from ringrift.presets import preset
+from ringrift.service import current
+from ringrift.store import record_artifact
+from ringrift.store.models import Artifact
+from ringrift.tasks.common import model_evaluator
+from workers import runtime
+
+log = get_task_logger(__name__)
+
+
+def game_seed(config: str, generation: int, batch: str, index: int, game: int) -> int:
+    return zlib.crc32(f"{config}/{generation}/{batch}/{index}/{game}".encode())
+
+
+@app.task(name="ringrift.selfplay.play_games", bind=True)
+def play_games(
+    self: Any,
+    config: str,
+    generation: int,
+    batch: str,
+    index: int,
+    games: int,
+    model_id: str | None,
+    preset_name: str,
+) -> dict[str, Any]:
+    cfg = check_config(config)
+    check_generation(generation)
+    p = preset(preset_name)
+    if not isinstance(games, int) or not 1 <= games <= 10_000:
+        raise ServiceError(f"games must be between 1 and 10000, got {games!r}")
+    if not isinstance(batch, str) or not batch.isalnum():
+        raise ServiceError(f"batch must be an alphanumeric id, got {batch!r}")
+    name = shard_name(config, generation, batch, index)
+    svc = current()
+    with svc.session() as s:
+        if s.get(Artifact, name) is not None:
+            log.info("shard %s already stored (redelivery)", name)
+            return {"artifact_id": name, "games": games}
+        evaluator = (
+            model_evaluator(svc, s, model_id, cfg.board.value, runtime.DEVICE)
+            if model_id
+            else UniformEvaluator()
+        )
+    played = [
+        play_game(
+            cfg,
+            evaluator,
+            p.selfplay,
+            game_seed(config, generation, batch, index, g),
+            f"{name}-{g:03d}",
+        )
+        for g in range(games)
+    ]
+    with tempfile.TemporaryDirectory(dir=svc.settings.data_dir) as tmp:
+        path = Path(tmp) / "shard.jsonl.gz"
+        write_shard(path, ShardHeader(config, generation, model_id, len(played)), played)
+        ref = svc.store.put_file("shard", path, name=name, config=config)
+    with svc.session() as s:
+        record_artifact(s, ref, config)
+    log.info("stored %s: %d games, %d bytes", name, len(played), ref.size)
+    return {"artifact_id": name, "games": len(played)}

@@ -1,0 +1,124 @@
+"""``ringrift.train.train_model``: train the candidate of one iteration from its dataset,
+starting from the current best model, with atomic checkpoints; a redelivered task resumes from
+the newest checkpoint. Progress shows as the ``PROGRESS`` state (step, total, loss) in Flower
+and on the training run row in ``ringrift status``."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from celery.utils.log import get_task_logger
+
+from ringrift.ai.encoding import ENCODER_VERSION
+from ringrift.celery import app
+from ringrift.errors import ServiceError
+from ringrift.pipeline import candidate_name, load_state, release
+from ringrift.presets import preset
+from ringrift.service import current, redis_client
+from ringrift.store import record_artifact
+from ringrift.store.models import Artifact, Model, TrainingRun, utcnow
+from ringrift.tasks.common import model_file
+from workers import runtime
+
+log = get_task_logger(__name__)
+
+
+@app.task(name="ringrift.train.train_model", bind=True)
+def train_model(self: Any, run_id: str) -> dict[str, Any]:
+    from training.loop import train
+
+    svc = current()
+    with svc.session() as s:
+        run = s.get(TrainingRun, run_id)
+        if run is None:
+            raise ServiceError(f"training run {run_id!r} is not in the ledger")
+        if run.status == "done":
+            log.info("%s already finished (redelivery): %s", run_id, run.result_model_id)
+            return {"run_id": run_id, "model_id": run.result_model_id}
+        st = load_state(s, run.config)
+        p = preset(st.preset)
+        config, generation = run.config, run.generation
+        dataset = s.get(Artifact, run.dataset_artifact_id)
+        if dataset is None:
+            raise ServiceError(f"{run_id}: dataset {run.dataset_artifact_id} is missing")
+        dataset_path = svc.cache.pull(dataset.id, dataset.path, dataset.sha256)
+        init_path = None
+        if run.init_model_id:
+            _, init_path = model_file(svc, s, run.init_model_id)
+        init_model_id = run.init_model_id
+        run.status = "running"
+        run.updated_at = utcnow()
+    cfg = dataclasses.replace(p.train_config(), arch=p.arch, device=runtime.DEVICE)
+    board = config.split("_")[0]
+    checkpoints = svc.store.root / "runs" / run_id
+
+    def progress(step: int, total: int, losses: dict[str, float]) -> None:
+        loss = float(losses.get("loss", sum(losses.values())))
+        self.update_state(
+            state="PROGRESS",
+            meta={"run_id": run_id, "step": step, "total": total, "loss": loss, **losses},
+        )
+        with svc.session() as s2:
+            row = s2.get(TrainingRun, run_id)
+            if row is not None:
+                row.step, row.total_steps, row.last_loss = step, total, loss
+
+    name = candidate_name(config, generation)
+    try:
+        with tempfile.TemporaryDirectory(dir=svc.settings.data_dir) as tmp:
+            out = Path(tmp) / "model.pt"
+            result = train(
+                cfg,
+                dataset_path,
+                out,
+                board=board,
+                init_model_path=init_path,
+                checkpoint_dir=checkpoints,
+                progress=progress,
+                generation=generation + 1,
+                meta={"config": config, "run_id": run_id},
+            )
+            ref = svc.store.put_file("model", out, name=name, config=config)
+    except ValueError as e:  # bad data or a mismatched model: a person must look
+        with svc.session() as s:
+            row = s.get(TrainingRun, run_id)
+            if row is not None:
+                row.status, row.error = "failed", f"{type(e).__name__}: {e}"
+        release(redis_client(), f"{config}:{generation}:train")
+        raise
+    with svc.session() as s:
+        record_artifact(s, ref, config)
+        if s.get(Model, name) is None:
+            s.add(
+                Model(
+                    id=name,
+                    config=config,
+                    generation=generation + 1,
+                    architecture=cfg.arch,
+                    encoder_version=ENCODER_VERSION,
+                    parent_id=init_model_id,
+                    training_run_id=run_id,
+                    artifact_id=ref.id,
+                    status="candidate",
+                )
+            )
+            s.flush()
+        row = s.get(TrainingRun, run_id)
+        assert row is not None
+        row.status, row.result_model_id, row.step = "done", name, result.steps
+        row.last_loss = float(result.final_losses.get("loss", 0.0))
+    log.info(
+        "%s: trained %s in %d steps (resumed from %s)",
+        run_id,
+        name,
+        result.steps,
+        result.resumed_from_step,
+    )
+    release(redis_client(), f"{config}:{generation}:train")
+    from ringrift.tasks.pipeline import advance
+
+    advance(config)
+    return {"run_id": run_id, "model_id": name, "steps": result.steps}

@@ -1,0 +1,231 @@
+"""Training checkpoints: atomic files, the newest few kept, and a reader that survives corruption.
+
+A checkpoint is one ``torch.save`` file ``ckpt_<step>.pt`` in the run's checkpoint folder,
+holding everything needed to continue as if never interrupted: model weights (with the model's
+contract metadata), optimiser state, scheduler state, RNG states, the training config and the
+position in the data stream. It is written to a temporary name, synced, and moved into place
+with ``os.replace``, so a crash leaves either the old set of checkpoints or the new one.
+
+Files are read back with ``torch.load(..., weights_only=True)``: no pickled code runs, so
+everything stored is tensors or plain Python values (RNG states included, see
+``capture_rng_states``). ``latest_checkpoint`` returns the newest checkpoint that reads back
+whole; a newer one that does not is reported with a warning and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "ringrift-checkpoint"
+CHECKPOINT_VERSION = 1
+_NAME = re.compile(r"ckpt_(\d+)\.pt")
+_KEYS = ("model", "optimizer", "scheduler", "rng", "config", "data_position")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    path: Path
+    step: int
+    model_state: dict[str, torch.Tensor]
+    model_meta: dict[str, Any]
+    optimizer_state: dict[str, Any]
+    scheduler_state: dict[str, Any]
+    rng_states: dict[str, Any]
+    config: dict[str, Any]
+    data_position: dict[str, Any]
+
+
+def checkpoint_path(directory: str | os.PathLike[str], step: int) -> Path:
+    return Path(directory) / f"ckpt_{step:08d}.pt"
+
+
+def list_checkpoints(directory: str | os.PathLike[str]) -> list[tuple[int, Path]]:
+    """``(step, path)`` of every checkpoint file in ``directory``, oldest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = []
+    for p in directory.iterdir():
+        m = _NAME.fullmatch(p.name)
+        if m and p.is_file():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def capture_rng_states() -> dict[str, Any]:
+    """Torch (CPU and CUDA), NumPy-global and Python RNG states as tensors and plain values."""
+    _, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    py_version, py_state, py_gauss = random.getstate()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {"version": py_version, "state": list(py_state), "gauss_next": py_gauss},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    """Inverse of ``capture_rng_states``; CUDA states are restored only where CUDA is in use."""
+    torch.set_rng_state(states["torch"])
+    npst = states["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            npst["keys"].numpy().astype(np.uint32),
+            int(npst["pos"]),
+            int(npst["has_gauss"]),
+            float(npst["cached_gaussian"]),
+        )
+    )
+    py = states["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
+    cuda = states.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def save_checkpoint(
+    directory: str | os.PathLike[str],
+    step: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler_state: dict[str, Any],
+    rng_states: dict[str, Any],
+    config: TrainConfig,
+    data_position: dict[str, Any],
+) -> Path:
+    """Write ``ckpt_<step>.pt`` atomically, then keep only the newest ``keep_checkpoints``.
+
+    Checkpoints of later steps than ``step`` are removed too: a run writes steps in order, so a
+    later one can only be one that a resumed run fell back from (unreadable). So are temporary
+    files of writers killed mid-write (one run writes a folder at a time: the training lease).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = checkpoint_path(directory, step)
+    metadata = getattr(model, "metadata", None)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "step": int(step),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_meta": metadata() if callable(metadata) else {},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": dict(scheduler_state),
+        "rng": rng_states,
+        "config": config.to_dict(),
+        "data_position": dict(data_position),
+    }
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(directory)
+
+    existing = list_checkpoints(directory)
+    older = [(s, p) for s, p in existing if s <= step]
+    doomed = [p for s, p in existing if s > step] + [
+        p for _, p in older[: -config.keep_checkpoints]
+    ]
+    doomed += directory.glob(".ckpt_*.tmp")  # left by a writer killed mid-write
+    for p in doomed:
+        p.unlink(missing_ok=True)
+    return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Read one checkpoint; ``CheckpointError`` naming the file if it is unreadable or foreign."""
+    path = Path(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # torch raises many kinds on a truncated or garbled file
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a ringrift checkpoint")
+    if data.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {data.get('version')!r} unsupported")
+    missing = [k for k in _KEYS if not isinstance(data.get(k), dict)]
+    if missing or not isinstance(data.get("step"), int):
+        raise CheckpointError(f"{path}: incomplete checkpoint (missing {missing or ['step']})")
+    return Checkpoint(
+        path=path,
+        step=data["step"],
+        model_state=data["model"],
+        model_meta=data.get("model_meta") or {},
+        optimizer_state=data["optimizer"],
+        scheduler_state=data["scheduler"],
+        rng_states=data["rng"],
+        config=data["config"],
+        data_position=data["data_position"],
+    )
+
+
+def latest_checkpoint(directory: str | os.PathLike[str]) -> Checkpoint | None:
+    """The newest checkpoint in ``directory`` that reads back whole, or None if there is none.
+
+    An unreadable newer checkpoint is skipped with a warning (the run then loses one more
+    interval, never the whole run); if none is readable, an error is logged and None returned.
+    """
+    found = list_checkpoints(directory)
+    for step, path in reversed(found):
+        try:
+            ckpt = load_checkpoint(path)
+        except (CheckpointError, OSError) as e:
+            log.warning("checkpoint %s (step %d) is unusable, falling back: %s", path, step, e)
+            continue
+        if ckpt.step != step:
+            log.warning(
+                "checkpoint %s says step %d, its name %d; falling back", path, ckpt.step, step
+            )
+            continue
+        return ckpt
+    if found:
+        log.error("no readable checkpoint among %d in %s; starting afresh", len(found), directory)
+    return None
