@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ringrift.ai.selfplay import read_shard
@@ -30,6 +30,7 @@ from ringrift.gate import GateDecision, MatchScore, decide
 from ringrift.presets import Preset, preset
 from ringrift.service import Service
 from ringrift.store import ingest_games
+from ringrift.store.db import insert_ignoring_duplicates
 from ringrift.store.models import Artifact, EvaluationMatch, Game, Model, PipelineState, TrainingRun
 
 log = logging.getLogger(__name__)
@@ -205,27 +206,31 @@ def apply_decision(s: Session, config: str, generation: int, candidate_id: str) 
 
 @dataclass
 class Due:
-    """One thing ``reconcile`` found to do; ``start`` enqueues it (the tasks module does)."""
+    """One thing ``reconcile`` found to do; ``tasks.pipeline.start`` enqueues it."""
 
     stage: str
     config: str
     generation: int
     detail: dict[str, Any]
 
+    @property
+    def key(self) -> str:
+        return f"{self.config}:{self.generation}:{self.stage}"
 
-def reconcile(svc: Service, r: redis.Redis, config: str) -> list[Due]:
-    """Bring ``config`` as far forward as the ledger allows; return the tasks to start.
 
-    Cheap steps (ingesting finished shards, creating the training run row) happen here
-    directly; everything else comes back as ``Due`` items, each already claimed.
+def _plan(svc: Service, config: str) -> tuple[str | None, Due | None]:
+    """The stage ``config`` is in and the task it needs, from the ledger as it is now.
+
+    Cheap, idempotent repairs happen on the way: finished shards are ingested and the training
+    run row is created. Nothing is claimed or started here.
     """
     with svc.session() as s:
         st = s.get(PipelineState, config)
         if st is None or not st.enabled:
-            return []
+            return None, None
         k = st.generation
         if st.target_generations is not None and k >= st.target_generations:
-            return []
+            return "done", None
         p = preset(st.preset)
         for artifact in uncollected_shards(s, config, k):
             n = ingest_shard(svc, s, artifact)
@@ -233,51 +238,42 @@ def reconcile(svc: Service, r: redis.Redis, config: str) -> list[Due]:
         s.flush()
         have = game_count(s, config, k)
         if have < p.games_per_generation:
-            st.stage = "selfplay"
-            if not claim(r, f"{config}:{k}:selfplay", p.claim_seconds):
-                return []
             tasks = math.ceil((p.games_per_generation - have) / p.games_per_task)
-            batch = secrets.token_hex(4)
-            return [
-                Due(
-                    "selfplay",
-                    config,
-                    k,
-                    {
-                        "batch": batch,
-                        "tasks": tasks,
-                        "games": p.games_per_task,
-                        "model_id": st.best_model_id,
-                        "preset": p.name,
-                    },
-                )
-            ]
+            # Named after the games already collected: a batch restarted after a loss gets the
+            # same name, so its tasks find (or rewrite identically) the same shards.
+            detail = {
+                "batch": f"n{have}",
+                "tasks": tasks,
+                "games": p.games_per_task,
+                "model_id": st.best_model_id,
+                "preset": p.name,
+            }
+            return "selfplay", Due("selfplay", config, k, detail)
         dataset = s.get(Artifact, dataset_name(config, k))
         if dataset is None:
-            st.stage = "export"
-            if claim(r, f"{config}:{k}:export", p.claim_seconds):
-                return [Due("export", config, k, {"preset": p.name})]
-            return []
+            return "export", Due("export", config, k, {"preset": p.name})
         run = s.get(TrainingRun, run_name(config, k))
         if run is None:
-            run = TrainingRun(
-                id=run_name(config, k),
-                config=config,
-                generation=k,
-                dataset_artifact_id=dataset.id,
-                init_model_id=st.best_model_id,
-                status="pending",
-                total_steps=p.train_config().steps,
+            s.execute(
+                insert_ignoring_duplicates(s, TrainingRun.__table__),  # type: ignore[arg-type]
+                [
+                    {
+                        "id": run_name(config, k),
+                        "config": config,
+                        "generation": k,
+                        "dataset_artifact_id": dataset.id,
+                        "init_model_id": st.best_model_id,
+                        "status": "pending",
+                        "total_steps": p.train_config().steps,
+                    }
+                ],
             )
-            s.add(run)
-            s.flush()
+            run = s.get(TrainingRun, run_name(config, k))
+            assert run is not None
+        if run.status == "failed":
+            return "training failed", None  # waits for a person: `ringrift status` shows why
         if run.status != "done":
-            st.stage = "training"
-            if run.status == "failed":
-                return []  # a failed run waits for a person: `ringrift status` shows its error
-            if claim(r, f"{config}:{k}:train", p.claim_seconds):
-                return [Due("train", config, k, {"run_id": run.id})]
-            return []
+            return "training", Due("train", config, k, {"run_id": run.id})
         candidate_id = run.result_model_id
         if candidate_id is None:
             raise ServiceError(f"training run {run.id} is done but names no model")
@@ -289,18 +285,48 @@ def reconcile(svc: Service, r: redis.Redis, config: str) -> list[Due]:
             )
         )
         missing = [o for o in opponents_for(st) if o not in played]
-        st.stage = "evaluating"
         if missing:
-            if claim(r, f"{config}:{k}:evaluate", p.claim_seconds):
-                return [
-                    Due(
-                        "evaluate",
-                        config,
-                        k,
-                        {"candidate_id": candidate_id, "opponents": missing, "preset": p.name},
-                    )
-                ]
-            return []
-        if claim(r, f"{config}:{k}:decide", p.claim_seconds):
-            return [Due("decide", config, k, {"candidate_id": candidate_id})]
+            return "evaluating", Due(
+                "evaluate",
+                config,
+                k,
+                {"candidate_id": candidate_id, "opponents": missing, "preset": p.name},
+            )
+        return "evaluating", Due("decide", config, k, {"candidate_id": candidate_id})
+
+
+def _record_stage(svc: Service, config: str, stage: str) -> None:
+    """Informational, for `ringrift status`; a plain UPDATE so it never races the CAS writes."""
+    with svc.session() as s:
+        s.execute(
+            update(PipelineState)
+            .where(PipelineState.config == config, PipelineState.stage != stage)
+            .values(stage=stage)
+        )
+
+
+def reconcile(svc: Service, r: redis.Redis, config: str) -> list[Due]:
+    """What ``config`` needs started now, each item already claimed.
+
+    The claim comes first and the ledger is read again after it: a task that finishes a stage
+    commits before it releases that stage's claim, so whoever wins the claim afterwards sees the
+    finished work and starts nothing twice.
+    """
+    stage, due = _plan(svc, config)
+    if stage is not None:
+        _record_stage(svc, config, stage)
+    if due is None:
         return []
+    p = preset(due.detail.get("preset") or _preset_name(svc, config))
+    if not claim(r, due.key, p.claim_seconds):
+        return []
+    _, again = _plan(svc, config)
+    if again is None or again.key != due.key:
+        release(r, due.key)
+        return []
+    return [again]
+
+
+def _preset_name(svc: Service, config: str) -> str:
+    with svc.session() as s:
+        return load_state(s, config).preset

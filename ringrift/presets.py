@@ -49,7 +49,7 @@ TINY = Preset(
     window_games=400,
     train_preset="tiny",
     eval_games=8,
-    eval_search=SearchConfig(simulations=24, batch_size=8, dirichlet_fraction=0.0),
+    eval_search=SearchConfig(simulations=64, batch_size=8, dirichlet_fraction=0.0),
     eval_opening_moves=4,
     gate=GateConfig(
         {

@@ -36,9 +36,18 @@ _TMP_PREFIX = ".tmp-"
 
 
 class ArtifactCorrupt(ValueError):
-    """A file whose sha256 is not the one recorded for it."""
+    """A file whose sha256 is not the one recorded for it.
 
-    def __init__(self, path: str | os.PathLike[str], expected: str, actual: str) -> None:
+    Built from the three facts, or (when an error is rebuilt from its message, as Celery and
+    pickle do) from the message alone; either way the class and the message survive.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], expected: str | None = None, actual: str | None = None
+    ) -> None:
+        if expected is None or actual is None:
+            super().__init__(str(path))
+            return
         self.path = Path(path)
         self.expected = expected
         self.actual = actual

@@ -175,10 +175,13 @@ def ensure_schema(url: str | URL) -> None:
 # --- writes -----------------------------------------------------------------------------------
 
 
-def insert_ignoring_duplicates(session: Session, table: Table) -> Insert:
-    """``INSERT ... ON CONFLICT (primary key) DO NOTHING`` for the session's database."""
+def insert_ignoring_duplicates(
+    session: Session, table: Table, conflict_columns: list[str] | None = None
+) -> Insert:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING`` for the session's database; the key is the
+    primary key unless ``conflict_columns`` names a unique constraint's columns."""
     name = session.get_bind().dialect.name
-    keys = [c.name for c in table.primary_key.columns]
+    keys = conflict_columns or [c.name for c in table.primary_key.columns]
     if name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 

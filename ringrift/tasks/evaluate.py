@@ -73,7 +73,9 @@ def play_match_task(
     seed = zlib.crc32(f"{evaluation_id}/{opponent}".encode())
     res = play_match(cfg, candidate, rival, games, seed)
     with svc.session() as s:
-        stmt = insert_ignoring_duplicates(s, EvaluationMatch.__table__)  # type: ignore[arg-type]
+        stmt = insert_ignoring_duplicates(
+            s, EvaluationMatch.__table__, ["evaluation_id", "opponent"]  # type: ignore[arg-type]
+        )
         s.execute(
             stmt,
             [

@@ -32,6 +32,9 @@ def collect(results: list[dict[str, Any]], config: str, generation: int) -> dict
             artifact = s.get(Artifact, res.get("artifact_id"))
             if artifact is None:
                 raise ServiceError(f"shard {res.get('artifact_id')!r} is not in the ledger")
+            if artifact.config != config:
+                raise ServiceError(f"shard {artifact.id} holds {artifact.config} games, "
+                                   f"not {config}")
             ingested += ingest_shard(svc, s, artifact)
     log.info(
         "%s g%d: ingested %d new games from %d shards", config, generation, ingested, len(results)

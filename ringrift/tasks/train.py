@@ -26,8 +26,32 @@ from workers import runtime
 log = get_task_logger(__name__)
 
 
+LEASE_SECONDS = 120  # renewed at every progress report; a dead holder's lease runs out
+
+
+def _lease_key(run_id: str) -> str:
+    return f"ringrift:lease:{run_id}"
+
+
 @app.task(name="ringrift.train.train_model", bind=True)
 def train_model(self: Any, run_id: str) -> dict[str, Any]:
+    """Train one run; a second delivery while the first still holds the run's lease stops at
+    once (the lease, not the broker, decides who trains)."""
+    if not isinstance(run_id, str) or not run_id.startswith("run-"):
+        raise ServiceError(f"run_id must name a training run, got {run_id!r}")
+    r = redis_client()
+    token = self.request.id or "local"
+    if not r.set(_lease_key(run_id), token, nx=True, ex=LEASE_SECONDS):
+        log.warning("%s is being trained by another delivery; not starting a second", run_id)
+        return {"run_id": run_id, "skipped": "running elsewhere"}
+    try:
+        return _train(self, run_id, r, token)
+    finally:
+        if r.get(_lease_key(run_id)) == token.encode():
+            r.delete(_lease_key(run_id))
+
+
+def _train(self: Any, run_id: str, r: Any, token: str) -> dict[str, Any]:
     from training.loop import train
 
     svc = current()
@@ -56,6 +80,9 @@ def train_model(self: Any, run_id: str) -> dict[str, Any]:
     checkpoints = svc.store.root / "runs" / run_id
 
     def progress(step: int, total: int, losses: dict[str, float]) -> None:
+        if r.get(_lease_key(run_id)) != token.encode():
+            raise ServiceError(f"{run_id}: lost the training lease; another delivery owns it")
+        r.expire(_lease_key(run_id), LEASE_SECONDS)
         loss = float(losses.get("loss", sum(losses.values())))
         self.update_state(
             state="PROGRESS",

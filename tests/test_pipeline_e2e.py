@@ -1,0 +1,179 @@
+"""The whole loop with real parts: Redis, worker and beat processes, the SQLite ledger.
+
+`ringrift loop` is run exactly as a user runs it (it starts its own Redis, workers and beat);
+the lost-callback test drops a chord callback on purpose, kills the worker, and lets the beat
+reconciler move the pipeline on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from ringrift.ai.selfplay import read_shard
+from ringrift.store import migrate
+from ringrift.store.db import database_url, make_engine, session_factory
+from ringrift.store.models import (
+    Artifact,
+    EvaluationMatch,
+    Game,
+    Model,
+    PipelineState,
+    TrainingRun,
+)
+from tests.celery_harness import REPO, celery_env, point_app_at, stop_process, worker
+
+CONFIG = "square8_2p"
+
+
+def _sessions(data_dir: Path):  # noqa: ANN202
+    return session_factory(make_engine(database_url(data_dir)))
+
+
+def _succeeded(logs: Path) -> Counter[str]:
+    """Task name -> how many times a worker logged it as succeeded."""
+    done: Counter[str] = Counter()
+    for log in logs.glob("worker-*.log"):
+        for m in re.finditer(r"Task (ringrift\.[a-z_.]+)\[[0-9a-f-]+\] succeeded", log.read_text()):
+            done[m.group(1)] += 1
+    return done
+
+
+def test_two_generation_loop_end_to_end(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    for key in ("RINGRIFT_BROKER_URL", "RINGRIFT_RESULT_BACKEND", "RINGRIFT_DATABASE_URL"):
+        env.pop(key, None)  # the loop starts and stops its own Redis
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["RINGRIFT_TICK_SECONDS"] = "3"
+    out = subprocess.run(
+        [sys.executable, "-m", "ringrift.cli", "loop", "--config", CONFIG, "--generations", "2",
+         "--preset", "tiny", "--data-dir", str(tmp_path), "--timeout", "600", "--json"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["generations"] == 2
+    assert summary["models_trained"] == 2 and summary["evaluations"] == 2
+    assert summary["games"] >= 16 and summary["samples"] > 0
+
+    with _sessions(tmp_path)() as s:
+        st = s.get(PipelineState, CONFIG)
+        assert st is not None and st.generation == 2
+        models = list(s.scalars(select(Model).order_by(Model.generation)))
+        assert [m.generation for m in models] == [1, 2]
+        assert all(m.status in ("promoted", "rejected") for m in models)
+        promoted = [m for m in models if m.status == "promoted"]
+        assert promoted, "a promoted model exists"
+        assert st.best_model_id == promoted[-1].id
+
+        # ledger game counts equal the shards' contents
+        shards = list(s.scalars(select(Artifact).where(Artifact.kind == "shard")))
+        in_shards = 0
+        for art in shards:
+            _, games = read_shard(tmp_path / "artifacts" / art.path)
+            in_shards += len(games)
+            ids = set(s.scalars(select(Game.id).where(Game.shard_artifact_id == art.id)))
+            assert ids == {g["id"] for g in games}
+        assert s.scalar(select(func.count()).select_from(Game)) == in_shards == summary["games"]
+
+        # every stage ran exactly once per generation
+        for k in (0, 1):
+            assert len([a for a in shards if a.id.startswith(f"shard-{CONFIG}-g{k}-")]) == 2
+            assert s.get(Artifact, f"dataset-{CONFIG}-g{k}") is not None
+            run = s.get(TrainingRun, f"run-{CONFIG}-g{k}")
+            assert run is not None and run.status == "done"
+            opponents = list(s.scalars(select(EvaluationMatch.opponent).where(
+                EvaluationMatch.evaluation_id == f"eval-model-{CONFIG}-g{k + 1}")))
+            assert len(opponents) == len(set(opponents)) == (2 if k == 0 else 3)
+        assert s.scalar(select(func.count()).select_from(TrainingRun)) == 2
+        assert s.scalar(select(func.count()).select_from(Artifact).where(
+            Artifact.kind == "dataset")) == 2
+
+    done = _succeeded(tmp_path / "logs")
+    assert done["ringrift.selfplay.play_games"] == 4  # 2 tasks x 2 generations
+    for name in ("ringrift.sync.collect", "ringrift.export.build_dataset",
+                 "ringrift.train.train_model", "ringrift.promote.promote_model",
+                 "ringrift.evaluate.decide"):
+        assert done[name] == 2, (name, done)
+    assert done["ringrift.evaluate.play_match"] == 5
+
+
+def test_beat_reconciler_recovers_a_lost_chord_callback(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = celery_env(redis_url, tmp_path)
+    env["RINGRIFT_TICK_SECONDS"] = "2"
+    point_app_at(env)
+    from ringrift.celery import app
+
+    migrate(database_url(tmp_path))
+    sessions = _sessions(tmp_path)
+    with sessions() as s:
+        s.add(PipelineState(config=CONFIG, preset="tiny", enabled=True, generation=0,
+                            target_generations=1))
+        s.commit()
+    r = redis.Redis.from_url(env["RINGRIFT_BROKER_URL"])
+    r.flushdb()
+    # A selfplay batch started as the reconciler would (its claim taken), but with the chord's
+    # callback routed to a queue nobody consumes: the callback is lost.
+    r.set("ringrift:claim:square8_2p:0:selfplay", "test", ex=600)
+    from celery import chord
+
+    header = [app.signature("ringrift.selfplay.play_games",
+                            args=(CONFIG, 0, "lost", i, 4, None, "tiny")).set(queue="gpu0")
+              for i in range(2)]
+    callback = app.signature("ringrift.sync.collect", args=(CONFIG, 0)).set(queue="nobody")
+
+    with worker(env, "gpu0", "first", tmp_path) as first:
+        lost = chord(header)(callback)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with sessions() as s:
+                n = s.scalar(select(func.count()).select_from(Artifact).where(
+                    Artifact.kind == "shard"))
+            if n == 2:
+                break
+            time.sleep(0.5)
+        assert n == 2, "the selfplay tasks did not store their shards"
+        os.killpg(first.pid, 9)  # the worker dies; the callback never runs
+        first.wait()
+    r.delete("nobody")  # and the lost callback message is gone for good
+    assert lost.id  # the callback's own id: nobody will ever see it run
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Game)) == 0
+
+    beat_log = open(tmp_path / "beat.log", "ab")  # noqa: SIM115 - owned by the process
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "ringrift", "beat", "-s",
+         str(tmp_path / "beat-schedule"), "--loglevel", "INFO"],
+        cwd=REPO, env=env, stdout=beat_log, stderr=subprocess.STDOUT, start_new_session=True)
+    beat_log.close()
+    try:
+        with worker(env, "gpu0,cpu", "second", tmp_path):
+            deadline = time.monotonic() + 240
+            generation = 0
+            while time.monotonic() < deadline and generation < 1:
+                with sessions() as s:
+                    st = s.get(PipelineState, CONFIG)
+                    generation = st.generation if st else 0
+                time.sleep(1.0)
+    finally:
+        stop_process(beat)
+    assert generation == 1, "the reconciler did not carry the pipeline through the iteration"
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Game)) == 8  # collected exactly once
+        shards = s.scalar(select(func.count()).select_from(Artifact).where(
+            Artifact.kind == "shard"))
+        assert shards == 2, "no second selfplay batch was started"
+        assert s.get(Artifact, f"dataset-{CONFIG}-g0") is not None
+        assert s.get(Model, f"model-{CONFIG}-g1") is not None

@@ -1,0 +1,322 @@
+"""Bad input gives a clear error and writes nothing.
+
+Tasks run in real worker subprocesses on a private Redis with a SQLite ledger. Each bad delivery
+must end in FAILURE with a message (in the exception and the worker's traceback) that names what
+was wrong, and leave the ledger and the artifact store as they were (a failed training run may
+record its error: that is the one write a person needs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ringrift.ai.encoding import ENCODER_VERSION
+from ringrift.ai.selfplay import PlayedGame
+from ringrift.pipeline import shard_name
+from ringrift.presets import TINY
+from ringrift.store.models import Artifact, Model, PipelineState, TrainingRun
+from tests.pipeline_fixtures import (
+    Pipe,
+    assert_unchanged,
+    diff,
+    live_pipeline,
+    play_shard,
+    save_network,
+    scratch_dir,
+)
+
+CONFIG = "square8_2p"
+UNKNOWN = "square9_2p"
+WRONG_ARCH = "b2c16"  # the preset trains TINY.arch (b4c64)
+
+SELFPLAY = "ringrift.selfplay.play_games"
+COLLECT = "ringrift.sync.collect"
+EXPORT = "ringrift.export.build_dataset"
+TRAIN = "ringrift.train.train_model"
+MATCH = "ringrift.evaluate.play_match"
+PROMOTE = "ringrift.promote.promote_model"
+
+# Model ids (and artifact ids) of the models below.
+GOOD_MODEL = "model-square8_2p-good"  # a b4c64 file, recorded as b4c64
+MISLABELED = "model-square8_2p-mislabeled"  # a b2c16 file, recorded as b4c64
+OTHER_ARCH = "model-square8_2p-b2c16"  # a b2c16 file, recorded as b2c16
+
+
+def MISMATCH(model_file: str) -> tuple[str, ...]:  # noqa: N802 - reads as a constant
+    """What a load of ``model_file`` (b2c16 weights) as the preset's b4c64 must say."""
+    return (f"/model/{model_file}: stored architecture is '{WRONG_ARCH}', expected '{TINY.arch}'",)
+
+
+@pytest.fixture(scope="module")
+def pipe(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipe]:
+    with live_pipeline(redis_url, tmp_path_factory.mktemp("bad-input")) as p:
+        p.add(PipelineState(config=CONFIG, preset="tiny", enabled=False))
+        yield p
+
+
+def _failure(pipe: Pipe, name: str, *args: Any, error: str | None, expect: tuple[str, ...]) -> str:
+    """Deliver a task that must fail with an ``error`` (exception class name); every ``expect``
+    text must be in the message the caller gets back and in the worker's traceback.
+
+    The caller's exception is rebuilt from JSON, so its class may come back as a base class
+    (``ArtifactCorrupt`` arrives as ``ValueError``); the worker's traceback names the real one.
+    """
+    exc, traceback = pipe.fail(name, *args, queue="gpu0")
+    assert isinstance(exc, ValueError), f"{type(exc).__name__}: {exc}"
+    if error is not None:
+        assert f"{error}: " in traceback, f"{error} is not in the worker's traceback:\n{traceback}"
+    message = str(exc)
+    for text in expect:
+        assert text in message, f"{text!r} is not in the error {message!r}"
+        assert text in traceback, f"{text!r} is not in the worker's traceback:\n{traceback}"
+    return message
+
+
+def _no_games_from(pipe: Pipe, *shards: str) -> None:
+    for shard in shards:
+        assert pipe.count("games", "shard_artifact_id = :s", s=shard) == 0, shard
+
+
+# --- (a) an unknown configuration -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("task", "args"),
+    [
+        (SELFPLAY, (UNKNOWN, 0, "bad", 0, 2, None, "tiny")),
+        (COLLECT, ([{"artifact_id": shard_name(UNKNOWN, 0, "bad", 0)}], UNKNOWN, 0)),
+        (EXPORT, (UNKNOWN, 0, "tiny")),
+        (MATCH, (UNKNOWN, f"model-{UNKNOWN}-g1", "random", 2, "tiny")),
+        (PROMOTE, (UNKNOWN, 0, f"model-{UNKNOWN}-g1")),
+    ],
+    ids=["selfplay", "collect", "export", "play_match", "promote"],
+)
+def test_unknown_config_is_named_and_nothing_written(
+    pipe: Pipe, task: str, args: tuple[Any, ...]
+) -> None:
+    before = pipe.snapshot()
+    _failure(
+        pipe, task, *args, error="RingRiftError", expect=(f"unknown configuration '{UNKNOWN}'",)
+    )
+    assert_unchanged(before, pipe.snapshot(), f"{task} with an unknown config")
+
+
+@pytest.mark.parametrize(
+    ("task", "args", "expected"),
+    [
+        (SELFPLAY, (CONFIG, 0, "bad", 0, 0, None, "tiny"), "games must be between"),
+        (SELFPLAY, (CONFIG, 0, "../x", 0, 2, None, "tiny"), "batch must be an alphanumeric id"),
+        (SELFPLAY, (CONFIG, -1, "bad", 0, 2, None, "tiny"), "generation must be a non-negative"),
+        (SELFPLAY, (CONFIG, 0, "bad", 0, 2, None, "huge"), "unknown preset 'huge'"),
+        (SELFPLAY, (CONFIG, 0, "bad", 0, 2, "model-nowhere", "tiny"), "'model-nowhere'"),
+        (COLLECT, ([{"artifact_id": "shard-nowhere"}], CONFIG, 0), "'shard-nowhere'"),
+        (TRAIN, ("run-nowhere",), "'run-nowhere'"),
+        (MATCH, (CONFIG, "model-nowhere", "random", 2, "tiny"), "'model-nowhere'"),
+        (PROMOTE, (CONFIG, 0, "model-nowhere"), "model-nowhere"),
+    ],
+    ids=[
+        "selfplay-games",
+        "selfplay-batch",
+        "selfplay-generation",
+        "selfplay-preset",
+        "selfplay-model",
+        "collect-shard",
+        "train-run",
+        "match-candidate",
+        "promote-candidate",
+    ],
+)
+def test_bad_arguments_are_named_and_nothing_written(
+    pipe: Pipe, task: str, args: tuple[Any, ...], expected: str
+) -> None:
+    before = pipe.snapshot()
+    _failure(pipe, task, *args, error="ServiceError", expect=(expected,))
+    assert_unchanged(before, pipe.snapshot(), f"{task}{args}")
+
+
+# --- (b) corrupt shards -------------------------------------------------------------------------
+
+
+def _store_shard(pipe: Pipe, batch: str, seeds: list[int], **kw: Any) -> str:
+    name = shard_name(CONFIG, 0, batch, 0)
+    path = scratch_dir(pipe) / "shard.jsonl.gz"
+    play_shard(path, CONFIG, seeds, name, **kw)
+    return pipe.put_artifact("shard", path, name, CONFIG)
+
+
+def test_collect_refuses_a_shard_whose_bytes_changed(pipe: Pipe) -> None:
+    good = _store_shard(pipe, "intact", [1])
+    bad = _store_shard(pipe, "flipped", [2])
+    stored = pipe.store_root / "shard" / bad
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+
+    before = pipe.snapshot()
+    with pipe.svc.session() as s:
+        recorded = s.get(Artifact, bad)
+        assert recorded is not None
+        sha = recorded.sha256
+    _failure(
+        pipe,
+        COLLECT,
+        [{"artifact_id": good}, {"artifact_id": bad}],
+        CONFIG,
+        0,
+        error=None,  # see test_corrupt_shard_error_keeps_its_class
+        expect=(f"artifact {stored} is corrupt: expected sha256 {sha}",),
+    )
+    assert_unchanged(before, pipe.snapshot(), "collect of a corrupt shard")
+    _no_games_from(pipe, good, bad)  # one transaction: the intact shard's games are not kept
+    cached = list((pipe.data_dir / "cache").glob(f"*/shard/{bad}"))
+    assert cached == [], "a copy that failed its checksum must not stay in a worker's cache"
+
+    # The intact shard alone is fine: the failure was the corrupt one.
+    assert pipe.run(COLLECT, [{"artifact_id": good}], CONFIG, 0) == {"ingested": 1, "shards": 1}
+
+
+def test_corrupt_shard_error_keeps_its_class(pipe: Pipe) -> None:
+    bad = _store_shard(pipe, "flipclass", [6])
+    stored = pipe.store_root / "shard" / bad
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    _failure(
+        pipe,
+        COLLECT,
+        [{"artifact_id": bad}],
+        CONFIG,
+        0,
+        error="ArtifactCorrupt",
+        expect=(f"artifact {stored} is corrupt",),
+    )
+
+
+def test_collect_refuses_a_shard_with_an_illegal_move(pipe: Pipe) -> None:
+    def break_second_game(games: list[PlayedGame]) -> None:
+        moves = games[1].record.moves
+        moves[2] = moves[0]  # the opening placement again, where it is not legal
+
+    good = _store_shard(pipe, "legal", [3])
+    bad = _store_shard(pipe, "illegal", [4, 5], edit=break_second_game)
+    before = pipe.snapshot()
+    # The shard's header is line 1, so the second game is line 3.
+    _failure(
+        pipe,
+        COLLECT,
+        [{"artifact_id": good}, {"artifact_id": bad}],
+        CONFIG,
+        0,
+        error="ShardError",
+        expect=(f"shard/{bad}: line 3: move 'place_ring", "is not legal"),
+    )
+    assert_unchanged(before, pipe.snapshot(), "collect of a shard with an illegal move")
+    _no_games_from(pipe, good, bad)
+
+
+# --- (c) a model of the wrong architecture --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def models(pipe: Pipe) -> dict[str, str]:
+    """Three model rows: right, mislabeled (b2c16 weights recorded as b4c64), other arch."""
+    tmp = scratch_dir(pipe)
+    files = {
+        GOOD_MODEL: (TINY.arch, save_network(tmp / "good.pt", "square8", TINY.arch)),
+        MISLABELED: (TINY.arch, save_network(tmp / "small.pt", "square8", WRONG_ARCH)),
+        OTHER_ARCH: (WRONG_ARCH, save_network(tmp / "other.pt", "square8", WRONG_ARCH, seed=1)),
+    }
+    for model_id, (recorded_arch, path) in files.items():
+        artifact = pipe.put_artifact("model", path, model_id, CONFIG)
+        pipe.add(
+            Model(
+                id=model_id,
+                config=CONFIG,
+                generation=1,
+                architecture=recorded_arch,
+                encoder_version=ENCODER_VERSION,
+                artifact_id=artifact,
+                status="candidate",
+            )
+        )
+    return {model_id: arch for model_id, (arch, _) in files.items()}
+
+
+@pytest.mark.parametrize(
+    ("candidate", "opponent"),
+    [(MISLABELED, "random"), (GOOD_MODEL, MISLABELED)],
+    ids=["candidate", "opponent"],
+)
+def test_play_match_refuses_a_mislabeled_model(
+    pipe: Pipe, models: dict[str, str], candidate: str, opponent: str
+) -> None:
+    before = pipe.snapshot()
+    _failure(
+        pipe,
+        MATCH,
+        CONFIG,
+        candidate,
+        opponent,
+        2,
+        "tiny",
+        error="ModelMismatchError",
+        expect=MISMATCH(MISLABELED),
+    )
+    assert_unchanged(before, pipe.snapshot(), "a match with a mislabeled model")
+    assert pipe.count("evaluation_matches") == 0
+
+
+def test_selfplay_refuses_a_mislabeled_model(pipe: Pipe, models: dict[str, str]) -> None:
+    before = pipe.snapshot()
+    args = (CONFIG, 0, "mislabeled", 0, 2, MISLABELED, "tiny")
+    _failure(pipe, SELFPLAY, *args, error="ModelMismatchError", expect=MISMATCH(MISLABELED))
+    assert_unchanged(before, pipe.snapshot(), "selfplay with a mislabeled model")
+
+
+@pytest.fixture(scope="module")
+def dataset(pipe: Pipe) -> str:
+    from ringrift.dataset import write_dataset
+
+    tmp = scratch_dir(pipe)
+    games = play_shard(tmp / "games.jsonl.gz", CONFIG, [11, 12], "ds")
+    write_dataset(games, tmp / "dataset.npz", "square8", meta={"config": CONFIG, "generation": 0})
+    return pipe.put_artifact("dataset", tmp / "dataset.npz", "dataset-square8_2p-test", CONFIG)
+
+
+@pytest.mark.parametrize(
+    ("generation", "init_model"), [(0, MISLABELED), (1, OTHER_ARCH)], ids=["mislabeled", "b2c16"]
+)
+def test_train_refuses_an_init_model_of_another_architecture(
+    pipe: Pipe, models: dict[str, str], dataset: str, generation: int, init_model: str
+) -> None:
+    run_id = f"run-{CONFIG}-g{generation}"
+    pipe.add(
+        TrainingRun(
+            id=run_id,
+            config=CONFIG,
+            generation=generation,
+            dataset_artifact_id=dataset,
+            init_model_id=init_model,
+            status="pending",
+            total_steps=TINY.train_config().steps,
+        )
+    )
+    before = pipe.snapshot()
+    _failure(pipe, TRAIN, run_id, error="ModelMismatchError", expect=MISMATCH(init_model))
+
+    after = pipe.snapshot()
+    changes = diff(before, after)
+    assert set(changes) == {"training_runs"}, f"only the run's status may change: {changes}"
+    with pipe.svc.session() as s:
+        run = s.get(TrainingRun, run_id)
+        assert run is not None
+        assert run.status == "failed" and run.result_model_id is None and run.step == 0
+        assert run.error is not None and run.error.startswith("ModelMismatchError: ")
+        assert all(text in run.error for text in MISMATCH(init_model)), run.error
+    assert pipe.count("models", "training_run_id = :r", r=run_id) == 0
+    # No checkpoint or model file appeared in the store (the run's folder may exist, empty).
+    run_dir = pipe.store_root / "runs" / run_id
+    assert not run_dir.exists() or not any(p.is_file() for p in run_dir.rglob("*"))
