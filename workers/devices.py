@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 
@@ -20,9 +21,13 @@ def gpu_index(queues: Iterable[str]) -> int | None:
 def device_for_queues(queues: Iterable[str]) -> str:
     """``cuda:N`` for a ``gpuN`` worker when that GPU exists, else ``cpu``.
 
-    Imports torch, so call it only in the worker's child process: CUDA must never be touched
-    before the fork.
+    ``RINGRIFT_DEVICE`` overrides the choice (a container that sees only its own GPU calls it
+    ``cuda:0`` whatever its queue). Imports torch, so call it only in the worker's child
+    process: CUDA must never be touched before the fork.
     """
+    override = os.environ.get("RINGRIFT_DEVICE")
+    if override:
+        return override
     index = gpu_index(queues)
     if index is None:
         return "cpu"
