@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import os
 
-# The ledger and the artifact store are not Celery settings: see ringrift/settings.py
-# (RINGRIFT_DATA_DIR, RINGRIFT_DATABASE_URL).
+# The service's own locations, beside Celery's settings so that all of them live in one file.
+# ringrift/settings.py reads the environment when a process starts its service (so `ringrift
+# loop` and the tests can point a process elsewhere): RINGRIFT_DATA_DIR holds the artifact store,
+# the workers' caches and, unless RINGRIFT_DATABASE_URL names another database (PostgreSQL for a
+# cluster), the SQLite ledger file ledger.sqlite3.
+ringrift_data_dir_default = "~/.ringrift"
 
 # Redis db 0 carries the task queues.
 broker_url = os.environ.get("RINGRIFT_BROKER_URL", "redis://127.0.0.1:6379/0")

@@ -23,7 +23,10 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        data_dir = Path(os.environ.get("RINGRIFT_DATA_DIR", "~/.ringrift")).expanduser().absolute()
+        import celeryconfig
+
+        default = celeryconfig.ringrift_data_dir_default
+        data_dir = Path(os.environ.get("RINGRIFT_DATA_DIR", default)).expanduser().absolute()
         worker = os.environ.get("RINGRIFT_CACHE_NAME") or socket.gethostname()
         return cls(
             data_dir=data_dir,

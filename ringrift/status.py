@@ -33,7 +33,9 @@ def config_status(svc: Service, config: str) -> dict[str, Any]:
             "preset": st.preset,
             "generation": st.generation,
             "target_generations": st.target_generations,
-            "stage": st.stage,
+            "stage": "done"
+            if st.target_generations is not None and st.generation >= st.target_generations
+            else st.stage,
             "games_total": total,
             "games_new": total - st.last_export_game_count,
             "games_this_generation": game_count(s, config, st.generation),

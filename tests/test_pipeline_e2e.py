@@ -107,6 +107,18 @@ def test_two_generation_loop_end_to_end(tmp_path: Path) -> None:
         assert done[name] == 2, (name, done)
     assert done["ringrift.evaluate.play_match"] == 5
 
+    env["RINGRIFT_DATA_DIR"] = str(tmp_path)
+    env["RINGRIFT_BROKER_URL"] = "redis://127.0.0.1:1/0"  # the loop's Redis is gone: no queues
+    shown = subprocess.run([sys.executable, "-m", "ringrift.cli", "status", "--json"], cwd=REPO,
+                           env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    report = json.loads(shown.stdout.strip().splitlines()[-1])
+    (status,) = report["configs"]
+    assert status["config"] == CONFIG and status["generation"] == 2
+    assert status["games_total"] == summary["games"] and status["best_model"] == promoted[-1].id
+    assert set(status["best_evaluation"]["matches"]) >= {"random", "heuristic"}
+    assert "error" in report["queues"]
+
 
 def test_beat_reconciler_recovers_a_lost_chord_callback(
     redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
