@@ -67,6 +67,7 @@ from ringrift.ai.encoding import (
 )
 from ringrift.ai.selfplay import iter_positions
 from ringrift.ai.symmetry import Symmetry, symmetries, transform_move, transform_planes
+from ringrift.atomic import atomic_file
 from ringrift.game import GameConfig, RingRiftError
 from ringrift.game.actions import action_space, legal_action_moves
 from ringrift.game.boards import BoardType, geometry
@@ -440,16 +441,8 @@ def write_dataset(
         }
         arrays: dict[str, Any] = {name: mm[name] for name in ARRAYS if name != "legal_index"}
         arrays["legal_index"] = legal_index
-        fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, allow_pickle=False, meta=np.array(json.dumps(info)), **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, out_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(out_path) as f:
+            np.savez(f, allow_pickle=False, meta=np.array(json.dumps(info)), **arrays)
         del arrays, legal_index
         mm.clear()
     finally:

@@ -56,9 +56,29 @@ def test_two_generation_loop_end_to_end(tmp_path: Path) -> None:
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["RINGRIFT_TICK_SECONDS"] = "3"
     out = subprocess.run(
-        [sys.executable, "-m", "ringrift.cli", "loop", "--config", CONFIG, "--generations", "2",
-         "--preset", "tiny", "--data-dir", str(tmp_path), "--timeout", "600", "--json"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False,
+        [
+            sys.executable,
+            "-m",
+            "ringrift.cli",
+            "loop",
+            "--config",
+            CONFIG,
+            "--generations",
+            "2",
+            "--preset",
+            "tiny",
+            "--data-dir",
+            str(tmp_path),
+            "--timeout",
+            "600",
+            "--json",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
@@ -92,25 +112,43 @@ def test_two_generation_loop_end_to_end(tmp_path: Path) -> None:
             assert s.get(Artifact, f"dataset-{CONFIG}-g{k}") is not None
             run = s.get(TrainingRun, f"run-{CONFIG}-g{k}")
             assert run is not None and run.status == "done"
-            opponents = list(s.scalars(select(EvaluationMatch.opponent).where(
-                EvaluationMatch.evaluation_id == f"eval-model-{CONFIG}-g{k + 1}")))
+            opponents = list(
+                s.scalars(
+                    select(EvaluationMatch.opponent).where(
+                        EvaluationMatch.evaluation_id == f"eval-model-{CONFIG}-g{k + 1}"
+                    )
+                )
+            )
             assert len(opponents) == len(set(opponents)) == (2 if k == 0 else 3)
         assert s.scalar(select(func.count()).select_from(TrainingRun)) == 2
-        assert s.scalar(select(func.count()).select_from(Artifact).where(
-            Artifact.kind == "dataset")) == 2
+        assert (
+            s.scalar(select(func.count()).select_from(Artifact).where(Artifact.kind == "dataset"))
+            == 2
+        )
 
     done = _succeeded(tmp_path / "logs")
     assert done["ringrift.selfplay.play_games"] == 4  # 2 tasks x 2 generations
-    for name in ("ringrift.sync.collect", "ringrift.export.build_dataset",
-                 "ringrift.train.train_model", "ringrift.promote.promote_model",
-                 "ringrift.evaluate.decide"):
+    for name in (
+        "ringrift.sync.collect",
+        "ringrift.export.build_dataset",
+        "ringrift.train.train_model",
+        "ringrift.promote.promote_model",
+        "ringrift.evaluate.decide",
+    ):
         assert done[name] == 2, (name, done)
     assert done["ringrift.evaluate.play_match"] == 5
 
     env["RINGRIFT_DATA_DIR"] = str(tmp_path)
     env["RINGRIFT_BROKER_URL"] = "redis://127.0.0.1:1/0"  # the loop's Redis is gone: no queues
-    shown = subprocess.run([sys.executable, "-m", "ringrift.cli", "status", "--json"], cwd=REPO,
-                           env=env, capture_output=True, text=True, timeout=120, check=False)
+    shown = subprocess.run(
+        [sys.executable, "-m", "ringrift.cli", "status", "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert shown.returncode == 0, shown.stderr[-2000:]
     report = json.loads(shown.stdout.strip().splitlines()[-1])
     (status,) = report["configs"]
@@ -131,8 +169,11 @@ def test_beat_reconciler_recovers_a_lost_chord_callback(
     migrate(database_url(tmp_path))
     sessions = _sessions(tmp_path)
     with sessions() as s:
-        s.add(PipelineState(config=CONFIG, preset="tiny", enabled=True, generation=0,
-                            target_generations=1))
+        s.add(
+            PipelineState(
+                config=CONFIG, preset="tiny", enabled=True, generation=0, target_generations=1
+            )
+        )
         s.commit()
     r = redis.Redis.from_url(env["RINGRIFT_BROKER_URL"])
     r.flushdb()
@@ -141,9 +182,12 @@ def test_beat_reconciler_recovers_a_lost_chord_callback(
     r.set("ringrift:claim:square8_2p:0:selfplay", "test", ex=600)
     from celery import chord
 
-    header = [app.signature("ringrift.selfplay.play_games",
-                            args=(CONFIG, 0, "lost", i, 4, None, "tiny")).set(queue="gpu0")
-              for i in range(2)]
+    header = [
+        app.signature(
+            "ringrift.selfplay.play_games", args=(CONFIG, 0, "lost", i, 4, None, "tiny")
+        ).set(queue="gpu0")
+        for i in range(2)
+    ]
     callback = app.signature("ringrift.sync.collect", args=(CONFIG, 0)).set(queue="nobody")
 
     with worker(env, "gpu0", "first", tmp_path) as first:
@@ -151,8 +195,9 @@ def test_beat_reconciler_recovers_a_lost_chord_callback(
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             with sessions() as s:
-                n = s.scalar(select(func.count()).select_from(Artifact).where(
-                    Artifact.kind == "shard"))
+                n = s.scalar(
+                    select(func.count()).select_from(Artifact).where(Artifact.kind == "shard")
+                )
             if n == 2:
                 break
             time.sleep(0.5)
@@ -166,9 +211,24 @@ def test_beat_reconciler_recovers_a_lost_chord_callback(
 
     beat_log = open(tmp_path / "beat.log", "ab")  # noqa: SIM115 - owned by the process
     beat = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "ringrift", "beat", "-s",
-         str(tmp_path / "beat-schedule"), "--loglevel", "INFO"],
-        cwd=REPO, env=env, stdout=beat_log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "ringrift",
+            "beat",
+            "-s",
+            str(tmp_path / "beat-schedule"),
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=beat_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     beat_log.close()
     try:
         with worker(env, "gpu0,cpu", "second", tmp_path):
@@ -184,8 +244,9 @@ def test_beat_reconciler_recovers_a_lost_chord_callback(
     assert generation == 1, "the reconciler did not carry the pipeline through the iteration"
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Game)) == 8  # collected exactly once
-        shards = s.scalar(select(func.count()).select_from(Artifact).where(
-            Artifact.kind == "shard"))
+        shards = s.scalar(
+            select(func.count()).select_from(Artifact).where(Artifact.kind == "shard")
+        )
         assert shards == 2, "no second selfplay batch was started"
         assert s.get(Artifact, f"dataset-{CONFIG}-g0") is not None
         assert s.get(Model, f"model-{CONFIG}-g1") is not None

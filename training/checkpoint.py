@@ -18,7 +18,6 @@ import logging
 import os
 import random
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ringrift.atomic import atomic_file
 from training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -142,16 +142,8 @@ def save_checkpoint(
         "config": config.to_dict(),
         "data_position": dict(data_position),
     }
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as f:
+        torch.save(payload, f)
     _fsync_dir(directory)
 
     existing = list_checkpoints(directory)

@@ -5,10 +5,10 @@ group's chord callback and hands the decision to the promotion step."""
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from typing import Any, cast
 
 from celery.utils.log import get_task_logger
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
 from ringrift.ai import HeuristicPlayer, RandomPlayer
 from ringrift.ai.arena import MCTSPlayer, Player, play_match
@@ -73,9 +73,8 @@ def play_match_task(
     seed = zlib.crc32(f"{evaluation_id}/{opponent}".encode())
     res = play_match(cfg, candidate, rival, games, seed)
     with svc.session() as s:
-        stmt = insert_ignoring_duplicates(
-            s, EvaluationMatch.__table__, ["evaluation_id", "opponent"]  # type: ignore[arg-type]
-        )
+        table = cast(Table, EvaluationMatch.__table__)
+        stmt = insert_ignoring_duplicates(s, table, ["evaluation_id", "opponent"])
         s.execute(
             stmt,
             [

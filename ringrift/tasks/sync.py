@@ -33,8 +33,9 @@ def collect(results: list[dict[str, Any]], config: str, generation: int) -> dict
             if artifact is None:
                 raise ServiceError(f"shard {res.get('artifact_id')!r} is not in the ledger")
             if artifact.config != config:
-                raise ServiceError(f"shard {artifact.id} holds {artifact.config} games, "
-                                   f"not {config}")
+                raise ServiceError(
+                    f"shard {artifact.id} holds {artifact.config} games, not {config}"
+                )
             ingested += ingest_shard(svc, s, artifact)
     log.info(
         "%s g%d: ingested %d new games from %d shards", config, generation, ingested, len(results)
