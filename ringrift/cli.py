@@ -40,6 +40,25 @@ def _bench_heuristic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from ringrift.bench import bench_train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    d = bench_train(args.config, args.model, args.steps, args.batch_size, args.seed, device)
+    print(
+        f"{d['config']} {d['model']} on {d['device']} ({d['threads']} threads), batch "
+        f"{d['batch_size']}, {d['steps']} steps: library {d['samples_per_s']} samples/s, bare "
+        f"PyTorch loop {d['bare_samples_per_s']} samples/s ({100 * float(d['ratio']):.0f}%)"  # type: ignore[arg-type]
+    )
+    if args.json:
+        print(json.dumps(d))
+    return 0
+
+
 def _rules_check(args: argparse.Namespace) -> int:
     from ringrift.game.checker import run_check
 
@@ -124,6 +143,16 @@ def build_parser() -> argparse.ArgumentParser:
     heur.add_argument("--seed", type=int, default=1)
     heur.add_argument("--json", action="store_true", help="last line: one JSON object")
     heur.set_defaults(func=_bench_heuristic)
+    tr = bench.add_parser("train", help="training speed: the library against a bare loop")
+    tr.add_argument("--config", default="square8_2p")
+    tr.add_argument("--model", default="b6c64", help="architecture, e.g. b6c64")
+    tr.add_argument("--steps", type=int, default=200)
+    tr.add_argument("--batch-size", type=int, default=128)
+    tr.add_argument("--seed", type=int, default=1)
+    tr.add_argument("--device", default=None, help="default: cuda when present, else cpu")
+    tr.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    tr.add_argument("--json", action="store_true", help="last line: one JSON object")
+    tr.set_defaults(func=_bench_train)
 
     loop = sub.add_parser("loop", help="run the training loop on this machine")
     loop.add_argument("--config", default="square8_2p")

@@ -40,3 +40,23 @@ def test_unknown_config_is_a_clear_error() -> None:
     out = _run("bench", "engine", "--config", "square9_2p", "--seconds", "1")
     assert out.returncode == 2
     assert "unknown configuration 'square9_2p'" in out.stderr
+
+
+def test_bench_train_json_last_line() -> None:
+    out = _run(
+        "bench",
+        "train",
+        "--model",
+        "b1c16",
+        "--steps",
+        "3",
+        "--batch-size",
+        "16",
+        "--threads",
+        "1",
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    assert data["steps"] == 3 and data["model"] == "b1c16" and data["device"] == "cpu"
+    assert data["samples_per_s"] > 0 and data["bare_samples_per_s"] > 0
