@@ -3,7 +3,8 @@
 A checkpoint is one ``torch.save`` file ``ckpt_<step>.pt`` in the run's checkpoint folder,
 holding everything needed to continue as if never interrupted: model weights (with the model's
 contract metadata), optimiser state, scheduler state, RNG states, the training config and the
-position in the data stream. It is written to a temporary name, synced, and moved into place
+position in the data stream, and the moving average of the weights when the run keeps one
+(``ema``, absent otherwise). It is written to a temporary name, synced, and moved into place
 with ``os.replace``, so a crash leaves either the old set of checkpoints or the new one.
 
 Files are read back with ``torch.load(..., weights_only=True)``: no pickled code runs, so
@@ -52,6 +53,7 @@ class Checkpoint:
     rng_states: dict[str, Any]
     config: dict[str, Any]
     data_position: dict[str, Any]
+    ema_state: dict[str, torch.Tensor] | None = None  # the averaged weights, if the run keeps them
 
 
 def checkpoint_path(directory: str | os.PathLike[str], step: int) -> Path:
@@ -119,6 +121,7 @@ def save_checkpoint(
     rng_states: dict[str, Any],
     config: TrainConfig,
     data_position: dict[str, Any],
+    ema_state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write ``ckpt_<step>.pt`` atomically, then keep only the newest ``keep_checkpoints``.
 
@@ -142,6 +145,8 @@ def save_checkpoint(
         "config": config.to_dict(),
         "data_position": dict(data_position),
     }
+    if ema_state is not None:
+        payload["ema"] = {k: v.detach().cpu() for k, v in ema_state.items()}
     with atomic_file(path) as f:
         torch.save(payload, f)
     _fsync_dir(directory)
@@ -186,6 +191,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     missing = [k for k in _KEYS if not isinstance(data.get(k), dict)]
     if missing or not isinstance(data.get("step"), int):
         raise CheckpointError(f"{path}: incomplete checkpoint (missing {missing or ['step']})")
+    ema = data.get("ema")
+    if ema is not None and not isinstance(ema, dict):
+        raise CheckpointError(f"{path}: malformed averaged weights")
     return Checkpoint(
         path=path,
         step=data["step"],
@@ -196,6 +204,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         rng_states=data["rng"],
         config=data["config"],
         data_position=data["data_position"],
+        ema_state=ema,
     )
 
 

@@ -34,6 +34,9 @@ class TrainConfig:
     keep_checkpoints: int = 3  # newest checkpoints kept on disk
     validation_fraction: float = 0.05  # share of games (not samples) held out
     seed: int = 0  # initial weights, validation split and batch order
+    ema_decay: float = 0.0  # moving average of the weights, saved as the model; 0 = off
+    validation_every: int = 0  # steps between validation-loss checks; 0 = only at the end
+    early_stop_patience: int = 0  # checks without a new best before stopping; 0 = never stop
     device: str = "cpu"  # torch device string; the worker sets its own GPU
 
     def __post_init__(self) -> None:
@@ -57,10 +60,15 @@ class TrainConfig:
             "checkpoint_every": self.checkpoint_every >= 1,
             "keep_checkpoints": self.keep_checkpoints >= 1,
             "validation_fraction": 0 <= self.validation_fraction < 1,
+            "ema_decay": 0 <= self.ema_decay < 1,
+            "validation_every": self.validation_every >= 0,
+            "early_stop_patience": self.early_stop_patience >= 0,
         }
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"TrainConfig.{name} out of range: {getattr(self, name)!r}")
+        if self.early_stop_patience > 0 and self.validation_every == 0:
+            raise ConfigError("TrainConfig.early_stop_patience needs validation_every > 0")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -106,12 +114,19 @@ class TrainConfig:
             validation_fraction=0.1,
             seed=0,
             device="cpu",
+            ema_decay=0.0,
+            validation_every=0,
+            early_stop_patience=0,
         )
 
     @classmethod
     def default(cls) -> TrainConfig:
-        """One generation's run on one GPU (b10c128); the training task sets ``device``."""
-        return cls()
+        """One generation's run on one GPU (b10c128); the training task sets ``device``.
+
+        The field defaults, except the weight average (``ema_decay``), which is off by default
+        so that a config file written before it existed still reads as what it ran with.
+        """
+        return cls(ema_decay=0.999)
 
 
 def tiny() -> TrainConfig:
