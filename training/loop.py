@@ -11,9 +11,19 @@ written by ``ringrift.dataset.write_dataset`` and fits a ``PolicyValueNet`` to i
 - **loss**: policy = cross entropy of the soft search target against the log-softmax over the
   legal actions (``masked_log_softmax``), summed over the target's entries only, so an illegal
   action's ``-inf`` never meets a zero target; value = mean squared error over the seat slots
-  present in the game (``value_mask``); total = policy + ``value_weight`` * value.
+  present in the game (``value_mask``); total = policy + ``value_weight`` * value. On CUDA the
+  forward pass runs under bf16 autocast (losses are still computed in float32); on the CPU
+  everything is float32.
 - **optimiser**: AdamW (decay on conv and linear weights only: decaying BatchNorm scales and
   biases only fights the normalisation), gradient-norm clipping, ``schedule.get_lr``.
+- **weight average**: with ``ema_decay > 0`` a moving average of the weights
+  (``training.ema.ModelEma``) follows every step; it is checkpointed, validated and saved as
+  the final model in place of the raw weights.
+- **validation and early stopping**: with ``validation_every > 0`` the validation loss (of the
+  model that would be saved) is measured every that many steps; with ``early_stop_patience``
+  the run stops, checkpointing that step, once that many checks in a row found no new best.
+  The count and the best so far live in the checkpoint, so a resume stops where a whole run
+  would, and re-running a stopped run trains no more.
 - **checkpoints**: every ``checkpoint_every`` steps and at the last step, atomically; a run
   started with checkpoints in its folder continues from the newest readable one (model,
   optimiser, RNG, step), so a killed worker loses at most one interval.
@@ -21,12 +31,16 @@ written by ``ringrift.dataset.write_dataset`` and fits a ``PolicyValueNet`` to i
   generation, the dataset size and the final losses), written atomically.
 
 Losses are reported to ``progress(step, total_steps, losses)`` every ``progress_every`` steps,
-averaged over the steps since the previous report. A non-finite loss stops the run with
-``TrainingError`` before anything is checkpointed or saved.
+averaged over the steps since the previous report (``total``, ``policy``, ``value``), with the
+learning rate (``lr``), the rate since the previous report (``samples_per_s``) and the time
+left at that rate (``eta_s``). A non-finite loss stops the run with ``TrainingError`` before
+anything is checkpointed or saved. The same numbers, and validation losses, go to a TensorBoard
+log in ``<checkpoint_dir>/tensorboard/``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -54,6 +68,7 @@ from training.checkpoint import (
     save_checkpoint,
 )
 from training.config import TrainConfig
+from training.ema import ModelEma
 from training.schedule import get_lr
 
 log = logging.getLogger(__name__)
@@ -84,11 +99,33 @@ class TrainResult:
     steps_this_call: int = 0
     loop_seconds: float = 0.0  # of which in optimiser steps (and their checkpoints)
     metadata: dict[str, Any] = field(default_factory=dict)
+    stopped_early: bool = False  # stopped by early_stop_patience before config.steps
+    best_val_loss: float | None = None  # best total validation loss of the periodic checks
 
     @property
     def steps_per_s(self) -> float:
         """Optimiser steps per second of this call, loading and final evaluation excluded."""
         return self.steps_this_call / self.loop_seconds if self.loop_seconds > 0 else 0.0
+
+
+@dataclass
+class EarlyStopping:
+    """Validation-loss bookkeeping: the best loss so far and the checks since it was reached.
+
+    ``update(loss)`` records one check and says whether to stop: ``patience`` checks in a row
+    without a new best (strictly lower; a NaN is never a best). ``patience`` 0 never stops.
+    """
+
+    patience: int
+    best: float | None = None
+    bad_checks: int = 0
+
+    def update(self, loss: float) -> bool:
+        if self.best is None or loss < self.best:
+            self.best, self.bad_checks = loss, 0
+        else:
+            self.bad_checks += 1
+        return 0 < self.patience <= self.bad_checks
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,11 +225,27 @@ def make_batch(ds: Dataset, rows: np.ndarray, device: torch.device) -> Batch:
 # Losses
 
 
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of the forward pass on ``device``: bf16 on CUDA, None (float32) else."""
+    return torch.bfloat16 if device.type == "cuda" else None
+
+
+def _forward_context(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    dtype = autocast_dtype(device)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
 def compute_losses(
     model: nn.Module, batch: Batch, value_weight: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(total, policy, value)`` losses of ``model`` on ``batch`` (means over the batch)."""
-    logits, values = model(batch.planes, batch.globals)
+    """``(total, policy, value)`` losses of ``model`` on ``batch`` (means over the batch).
+
+    The forward pass runs under ``autocast_dtype`` of the batch's device; the losses are float32.
+    """
+    with _forward_context(batch.planes.device):
+        logits, values = model(batch.planes, batch.globals)
     logp = masked_log_softmax(logits.float(), batch.legal)
     picked = logp[batch.policy_row, batch.policy_action]
     # Only the target's own entries are summed; a zero-probability entry contributes 0, never
@@ -348,106 +401,190 @@ def train(
         model = PolicyValueNet(board, config.arch)
     model.to(device).train()
     optimizer = _optimizer(model, config)
+    ema = ModelEma(model, config.ema_decay) if config.ema_decay > 0 else None
     start_step = 0
+    stopper = EarlyStopping(config.early_stop_patience)
+    stopped_early = False
     if ckpt is not None:
         model.load_state_dict(ckpt.model_state)
         optimizer.load_state_dict(ckpt.optimizer_state)
+        if ema is not None:
+            if ckpt.ema_state is None:
+                raise TrainingError(f"checkpoint {ckpt.path}: no averaged weights to resume")
+            ema.load_state_dict(ckpt.ema_state)
         restore_rng_states(ckpt.rng_states)
         start_step = ckpt.step
+        stopper.best = ckpt.scheduler_state.get("best_val_loss")
+        stopper.bad_checks = int(ckpt.scheduler_state.get("bad_checks", 0))
+        stopped_early = bool(ckpt.scheduler_state.get("stopped_early", False))
         log.info("resuming from %s at step %d of %d", ckpt.path, start_step, config.steps)
+        if stopped_early:
+            log.info("%s: the run stopped early at step %d; training no more", ckpt.path, ckpt.step)
     (checkpoint_dir / "config.json").write_text(config.to_json() + "\n")
+    eval_model = ema.module if ema is not None else model  # the model that will be saved
+    validate = config.validation_every > 0 and len(val_rows) > 0
+    if config.validation_every > 0 and not len(val_rows):
+        log.warning("no validation games held out: validation_every and early stopping are off")
 
     order = BatchOrder(train_rows, config.batch_size, config.seed)
     loop_started = time.perf_counter()
     window = torch.zeros(3, device=device)  # summed (total, policy, value) since last report
     window_steps = 0
+    window_started = loop_started
     last: dict[str, float] = {}
+    end_step = start_step
 
     def report(done: int) -> dict[str, float]:
-        nonlocal window, window_steps
+        nonlocal window, window_steps, window_started
         total, policy, value = (window / max(window_steps, 1)).tolist()
         if not all(math.isfinite(x) for x in (total, policy, value)):
             raise TrainingError(
                 f"loss is not finite by step {done} (total {total}, policy {policy}, "
                 f"value {value}); nothing saved past the last checkpoint"
             )
+        now = time.perf_counter()
+        rate = window_steps * config.batch_size / max(now - window_started, 1e-9)
         window = torch.zeros(3, device=device)
         window_steps = 0
-        return {"total": total, "policy": policy, "value": value, "lr": get_lr(done - 1, config)}
-
-    for step in range(start_step, config.steps):
-        lr = get_lr(step, config)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = make_batch(ds, order.indices(step), device)
-        total, policy, value = compute_losses(model, batch, config.value_weight)
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        if config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        window += torch.stack([total.detach(), policy.detach(), value.detach()])
-        window_steps += 1
-
-        done = step + 1
-        at_checkpoint = done % config.checkpoint_every == 0 or done == config.steps
-        if at_checkpoint or done % progress_every == 0:
-            last = report(done)  # also refuses to checkpoint a diverged model
-            if at_checkpoint:
-                save_checkpoint(
-                    checkpoint_dir,
-                    done,
-                    model,
-                    optimizer,
-                    {"step": done, "lr": lr},
-                    capture_rng_states(),
-                    config,
-                    {"step": done, "epoch": done // order.per_epoch, "dataset": identity},
-                )
-            if progress is not None:
-                progress(done, config.steps, last)
-
-    trained_s = time.perf_counter() - loop_started
-    log.info(
-        "trained steps %d..%d in %.1f s (%.2f steps/s)",
-        start_step,
-        config.steps,
-        trained_s,
-        (config.steps - start_step) / trained_s if trained_s > 0 else 0.0,
-    )
-    final = {f"train_{k}": v for k, v in _final_eval(model, ds, train_rows, config, device).items()}
-    if len(val_rows):
-        final |= {
-            f"val_{k}": v for k, v in _final_eval(model, ds, val_rows, config, device).items()
+        window_started = now
+        return {
+            "total": total,
+            "policy": policy,
+            "value": value,
+            "lr": get_lr(done - 1, config),
+            "samples_per_s": rate,
+            "eta_s": (config.steps - done) * config.batch_size / rate,
         }
-    final |= {f"last_{k}": v for k, v in last.items() if k != "lr"}
+
+    purge = start_step + 1 if ckpt is not None else None  # events past the checkpoint
+    with _summary_writer(checkpoint_dir, purge) as writer:
+        for step in range(start_step, config.steps if not stopped_early else start_step):
+            lr = get_lr(step, config)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = make_batch(ds, order.indices(step), device)
+            total, policy, value = compute_losses(model, batch, config.value_weight)
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            if ema is not None:
+                ema.update(model, step)
+            window += torch.stack([total.detach(), policy.detach(), value.detach()])
+            window_steps += 1
+
+            done = end_step = step + 1
+            if validate and done % config.validation_every == 0:
+                val = _final_eval(eval_model, ds, val_rows, config, device)
+                for k, v in val.items():
+                    writer.add_scalar(f"val/{k}", v, done)
+                if stopper.update(val["total"]) and done < config.steps:
+                    stopped_early = True
+                    log.info(
+                        "stopping early at step %d: validation loss %.4f, best %.4f, "
+                        "%d checks without improvement",
+                        done,
+                        val["total"],
+                        stopper.best,
+                        stopper.bad_checks,
+                    )
+            at_checkpoint = (
+                done % config.checkpoint_every == 0 or done == config.steps or stopped_early
+            )
+            if at_checkpoint or done % progress_every == 0:
+                last = report(done)  # also refuses to checkpoint a diverged model
+                for k in ("total", "policy", "value"):
+                    writer.add_scalar(f"train/{k}", last[k], done)
+                writer.add_scalar("train/lr", last["lr"], done)
+                writer.add_scalar("train/samples_per_s", last["samples_per_s"], done)
+                if at_checkpoint:
+                    save_checkpoint(
+                        checkpoint_dir,
+                        done,
+                        model,
+                        optimizer,
+                        {
+                            "step": done,
+                            "lr": lr,
+                            "best_val_loss": stopper.best,
+                            "bad_checks": stopper.bad_checks,
+                            "stopped_early": stopped_early,
+                        },
+                        capture_rng_states(),
+                        config,
+                        {"step": done, "epoch": done // order.per_epoch, "dataset": identity},
+                        ema_state=ema.state_dict() if ema is not None else None,
+                    )
+                    writer.flush()
+                if progress is not None:
+                    progress(done, config.steps, last)
+            if stopped_early:
+                break
+
+        trained_s = time.perf_counter() - loop_started
+        log.info(
+            "trained steps %d..%d in %.1f s (%.2f steps/s)",
+            start_step,
+            end_step,
+            trained_s,
+            (end_step - start_step) / trained_s if trained_s > 0 else 0.0,
+        )
+        final = {
+            f"train_{k}": v
+            for k, v in _final_eval(eval_model, ds, train_rows, config, device).items()
+        }
+        if len(val_rows):
+            final |= {
+                f"val_{k}": v
+                for k, v in _final_eval(eval_model, ds, val_rows, config, device).items()
+            }
+        final |= {f"last_{k}": last[k] for k in ("total", "policy", "value") if k in last}
+        for k, v in final.items():
+            writer.add_scalar(f"final/{k}", v, end_step)
 
     model_meta = {
         **(meta or {}),
         "config": config.to_dict(),
         "generation": generation,
-        "steps": config.steps,
+        "steps": end_step,
         "dataset_samples": len(ds),
         "dataset_games": ds.num_games,
         "train_samples": int(len(train_rows)),
         "validation_samples": int(len(val_rows)),
         "final_losses": final,
+        "ema": ema is not None,
+        "stopped_early": stopped_early,
+        "best_val_loss": stopper.best,
     }
-    save_model(out_model_path, model, model_meta)
+    save_model(out_model_path, eval_model, model_meta)
     elapsed = time.perf_counter() - started
     return TrainResult(
-        steps=config.steps,
+        steps=end_step,
         final_losses=final,
-        samples_seen=config.steps * config.batch_size,
+        samples_seen=end_step * config.batch_size,
         resumed_from_step=ckpt.step if ckpt is not None else None,
         model_path=out_model_path,
         train_samples=int(len(train_rows)),
         validation_samples=int(len(val_rows)),
         seconds=elapsed,
-        steps_this_call=config.steps - start_step,
+        steps_this_call=end_step - start_step,
         loop_seconds=trained_s,
         metadata=model_meta,
+        stopped_early=stopped_early,
+        best_val_loss=stopper.best,
     )
+
+
+def _summary_writer(checkpoint_dir: Path, purge_step: int | None) -> Any:
+    """A TensorBoard ``SummaryWriter`` on ``<checkpoint_dir>/tensorboard``.
+
+    A resumed run purges the events its previous attempt logged past the checkpoint it resumes
+    from, so each step is shown once.
+    """
+    from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when training
+
+    return SummaryWriter(log_dir=str(checkpoint_dir / "tensorboard"), purge_step=purge_step)
 
 
 def _final_eval(

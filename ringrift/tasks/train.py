@@ -83,7 +83,7 @@ def _train(self: Any, run_id: str, r: Any, token: str) -> dict[str, Any]:
         if r.get(_lease_key(run_id)) != token.encode():
             raise ServiceError(f"{run_id}: lost the training lease; another delivery owns it")
         r.expire(_lease_key(run_id), LEASE_SECONDS)
-        loss = float(losses.get("loss", sum(losses.values())))
+        loss = float(losses["total"])
         self.update_state(
             state="PROGRESS",
             meta={"run_id": run_id, "step": step, "total": total, "loss": loss, **losses},
@@ -136,7 +136,7 @@ def _train(self: Any, run_id: str, r: Any, token: str) -> dict[str, Any]:
         row = s.get(TrainingRun, run_id)
         assert row is not None
         row.status, row.result_model_id, row.step = "done", name, result.steps
-        row.last_loss = float(result.final_losses.get("loss", 0.0))
+        row.last_loss = float(result.final_losses["train_total"])
     log.info(
         "%s: trained %s in %d steps (resumed from %s)",
         run_id,
