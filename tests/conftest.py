@@ -23,3 +23,34 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.start()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """These nets are tiny: one thread is as fast, and two OpenMP threads that spin-wait for
+    each other slow down tenfold when the two CPU cores are shared with other processes."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four short uniform-search square8 games, exported with augmentation."""
+    from ringrift.ai.mcts import SearchConfig, UniformEvaluator
+    from ringrift.ai.selfplay import SelfplaySettings, play_game
+    from ringrift.dataset import write_dataset
+    from ringrift.game import GameConfig
+
+    cfg = GameConfig.parse("square8_2p")
+    settings = SelfplaySettings(SearchConfig(simulations=4))
+    games = [
+        play_game(cfg, UniformEvaluator(), settings, seed, f"t{seed}").to_json()
+        for seed in range(4)
+    ]
+    path = tmp_path_factory.mktemp("data") / "data.npz"
+    write_dataset(games, path, "square8")
+    return path

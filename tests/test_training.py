@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from ringrift.ai.network import (
 from ringrift.ai.selfplay import SelfplaySettings, play_game
 from ringrift.dataset import DatasetError, load_dataset, write_dataset
 from ringrift.game import GameConfig
+from tests.training_fixtures import FAST
 from training.checkpoint import (
     capture_rng_states,
     latest_checkpoint,
@@ -34,32 +34,7 @@ from training.config import ConfigError, TrainConfig, default, tiny
 from training.loop import TrainingError, evaluate_losses, split_by_game, train
 from training.schedule import MIN_LR_FRACTION, get_lr
 
-# Small shapes keep the whole file to a few seconds on two cores; b4c64 (the tiny preset) is
-# exercised by the benchmark numbers in the report, not here.
-FAST = TrainConfig.tiny().replace(arch="b1c16", batch_size=32, checkpoint_every=10)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """These nets are tiny: one thread is as fast, and two OpenMP threads that spin-wait for
-    each other slow down tenfold when the two CPU cores are shared with other processes."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = GameConfig.parse("square8_2p")
-    settings = SelfplaySettings(SearchConfig(simulations=4))
-    games = [
-        play_game(cfg, UniformEvaluator(), settings, seed, f"t{seed}").to_json()
-        for seed in range(4)
-    ]
-    path = tmp_path_factory.mktemp("data") / "data.npz"
-    write_dataset(games, path, "square8")
-    return path
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fresh(config: TrainConfig) -> PolicyValueNet:

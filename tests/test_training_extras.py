@@ -4,7 +4,6 @@ the forward pass's precision per device."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,9 @@ import pytest
 import torch
 
 from ringrift.ai.encoding import ENCODER_VERSION
-from ringrift.ai.mcts import SearchConfig, UniformEvaluator
 from ringrift.ai.network import PolicyValueNet, load_model, read_metadata
-from ringrift.ai.selfplay import SelfplaySettings, play_game
-from ringrift.dataset import load_dataset, write_dataset
-from ringrift.game import GameConfig
+from ringrift.dataset import load_dataset
+from tests.training_fixtures import FAST
 from training.checkpoint import latest_checkpoint
 from training.config import ConfigError, TrainConfig, default, tiny
 from training.ema import ModelEma, ema_decay_at
@@ -30,28 +27,7 @@ from training.loop import (
     train,
 )
 
-FAST = TrainConfig.tiny().replace(arch="b1c16", batch_size=32, checkpoint_every=10)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = GameConfig.parse("square8_2p")
-    settings = SelfplaySettings(SearchConfig(simulations=4))
-    games = [
-        play_game(cfg, UniformEvaluator(), settings, seed, f"t{seed}").to_json()
-        for seed in range(4)
-    ]
-    path = tmp_path_factory.mktemp("data") / "data.npz"
-    write_dataset(games, path, "square8")
-    return path
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Interrupt(Exception):
