@@ -177,14 +177,14 @@ def test_migrate_creates_every_table_and_twice_is_a_no_op(db_url: str) -> None:
     eng = make_engine(db_url)
     try:
         assert set(inspect(eng).get_table_names()) == TABLES | {"alembic_version"}
-        assert _revision(eng) == _head(db_url) == "0001"
+        assert _revision(eng) == _head(db_url) == "0002"
         with session_factory(eng)() as s:
             _artifact(s)
             s.commit()
 
         ensure_schema(db_url)  # the same upgrade, as every worker runs it at start-up
         assert set(inspect(eng).get_table_names()) == TABLES | {"alembic_version"}
-        assert _revision(eng) == "0001"
+        assert _revision(eng) == "0002"
         with eng.connect() as conn:
             assert conn.scalar(select(func.count()).select_from(Artifact)) == 1
             assert conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
@@ -244,7 +244,7 @@ def test_concurrent_migrations_run_one_after_the_other(db_url: str) -> None:
     assert errors == []
     eng = make_engine(db_url)
     try:
-        assert _revision(eng) == "0001"
+        assert _revision(eng) == "0002"
         assert set(inspect(eng).get_table_names()) >= TABLES
     finally:
         eng.dispose()

@@ -357,6 +357,7 @@ def train(
     checkpoint_dir: str | os.PathLike[str],
     progress: ProgressFn | None = None,
     progress_every: int = 10,
+    guard: Callable[[], None] | None = None,
     generation: int | None = None,
     meta: dict[str, Any] | None = None,
 ) -> TrainResult:
@@ -365,7 +366,9 @@ def train(
     ``init_model_path`` starts from a saved model (which must match ``config.arch``, ``board``
     and the encoder: ``ModelMismatchError`` otherwise); without it the weights are fresh from
     ``config.seed``. Checkpoints already in ``checkpoint_dir`` are resumed from. ``meta`` adds
-    keys to the saved model's metadata.
+    keys to the saved model's metadata. ``guard`` is called before every checkpoint and before
+    the final model is written; it raises to stop a holder that may no longer write (a lost
+    lease).
     """
     started = time.perf_counter()
     board = BoardType(board)
@@ -499,6 +502,8 @@ def train(
                 writer.add_scalar("train/lr", last["lr"], done)
                 writer.add_scalar("train/samples_per_s", last["samples_per_s"], done)
                 if at_checkpoint:
+                    if guard is not None:
+                        guard()  # may this process still write? (raises when it may not)
                     save_checkpoint(
                         checkpoint_dir,
                         done,
@@ -557,6 +562,8 @@ def train(
         "stopped_early": stopped_early,
         "best_val_loss": stopper.best,
     }
+    if guard is not None:
+        guard()
     save_model(out_model_path, eval_model, model_meta)
     elapsed = time.perf_counter() - started
     return TrainResult(

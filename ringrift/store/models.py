@@ -115,6 +115,8 @@ class TrainingRun(Base):
     checkpoint_artifact_id: Mapped[str | None] = mapped_column(ForeignKey("artifacts.id"))
     result_model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id", use_alter=True))
     error: Mapped[str | None] = mapped_column(Text)
+    # fencing token of the lease allowed to write this run (see ringrift/lease.py)
+    lease_token: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 

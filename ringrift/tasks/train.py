@@ -8,13 +8,15 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from celery.utils.log import get_task_logger
+from sqlalchemy import CursorResult, or_, update
 
 from ringrift.ai.encoding import ENCODER_VERSION
 from ringrift.celery import app
 from ringrift.errors import ServiceError
+from ringrift.lease import Lease, LeaseLost
 from ringrift.pipeline import candidate_name, load_state, release
 from ringrift.presets import preset
 from ringrift.service import current, redis_client
@@ -26,32 +28,52 @@ from workers import runtime
 log = get_task_logger(__name__)
 
 
-LEASE_SECONDS = 120  # renewed at every progress report; a dead holder's lease runs out
-
-
-def _lease_key(run_id: str) -> str:
-    return f"ringrift:lease:{run_id}"
+LEASE_SECONDS = 120  # renewed at every progress report and checkpoint; a dead holder's lapses
 
 
 @app.task(name="ringrift.train.train_model", bind=True)
 def train_model(self: Any, run_id: str) -> dict[str, Any]:
-    """Train one run; a second delivery while the first still holds the run's lease stops at
-    once (the lease, not the broker, decides who trains)."""
+    """Train one run under its fenced lease: a second delivery while the first still holds the
+    lease stops at once, and a holder whose lease lapsed cannot write checkpoints or finish the
+    run (the ledger compares its token)."""
     if not isinstance(run_id, str) or not run_id.startswith("run-"):
         raise ServiceError(f"run_id must name a training run, got {run_id!r}")
-    r = redis_client()
-    token = self.request.id or "local"
-    if not r.set(_lease_key(run_id), token, nx=True, ex=LEASE_SECONDS):
+    lease = Lease(redis_client(), run_id, LEASE_SECONDS)
+    if not lease.acquire():
         log.warning("%s is being trained by another delivery; not starting a second", run_id)
         return {"run_id": run_id, "skipped": "running elsewhere"}
     try:
-        return _train(self, run_id, r, token)
+        return _train(self, run_id, lease)
     finally:
-        if r.get(_lease_key(run_id)) == token.encode():
-            r.delete(_lease_key(run_id))
+        lease.release()
 
 
-def _train(self: Any, run_id: str, r: Any, token: str) -> dict[str, Any]:
+def _claim_run(s: Any, run_id: str, token: int) -> bool:
+    """Record ``token`` as the run's writer unless a newer lease already did."""
+    stmt = (
+        update(TrainingRun)
+        .where(
+            TrainingRun.id == run_id,
+            or_(TrainingRun.lease_token.is_(None), TrainingRun.lease_token < token),
+        )
+        .values(lease_token=token, status="running", updated_at=utcnow())
+    )
+    return bool(s.execute(stmt).rowcount)
+
+
+def _finish_run(s: Any, run_id: str, token: int, model_id: str, steps: int, loss: float) -> bool:
+    """Mark the run done, if ``token`` is still the run's writer."""
+    stmt = (
+        update(TrainingRun)
+        .where(TrainingRun.id == run_id, TrainingRun.lease_token == token)
+        .values(
+            status="done", result_model_id=model_id, step=steps, last_loss=loss, updated_at=utcnow()
+        )
+    )
+    return cast(CursorResult[Any], s.execute(stmt)).rowcount == 1
+
+
+def _train(self: Any, run_id: str, lease: Lease) -> dict[str, Any]:
     from training.loop import train
 
     svc = current()
@@ -73,16 +95,14 @@ def _train(self: Any, run_id: str, r: Any, token: str) -> dict[str, Any]:
         if run.init_model_id:
             _, init_path = model_file(svc, s, run.init_model_id)
         init_model_id = run.init_model_id
-        run.status = "running"
-        run.updated_at = utcnow()
+        if not _claim_run(s, run_id, lease.token):
+            raise LeaseLost(f"{run_id}: a newer lease than token {lease.token} owns the run")
     cfg = dataclasses.replace(p.train_config(), arch=p.arch, device=runtime.DEVICE)
     board = config.split("_")[0]
     checkpoints = svc.store.root / "runs" / run_id
 
     def progress(step: int, total: int, losses: dict[str, float]) -> None:
-        if r.get(_lease_key(run_id)) != token.encode():
-            raise ServiceError(f"{run_id}: lost the training lease; another delivery owns it")
-        r.expire(_lease_key(run_id), LEASE_SECONDS)
+        lease.renew()
         loss = float(losses["total"])
         self.update_state(
             state="PROGRESS",
@@ -90,7 +110,7 @@ def _train(self: Any, run_id: str, r: Any, token: str) -> dict[str, Any]:
         )
         with svc.session() as s2:
             row = s2.get(TrainingRun, run_id)
-            if row is not None:
+            if row is not None and row.lease_token == lease.token:
                 row.step, row.total_steps, row.last_loss = step, total, loss
 
     name = candidate_name(config, generation)
@@ -105,6 +125,7 @@ def _train(self: Any, run_id: str, r: Any, token: str) -> dict[str, Any]:
                 init_model_path=init_path,
                 checkpoint_dir=checkpoints,
                 progress=progress,
+                guard=lease.renew,
                 generation=generation + 1,
                 meta={"config": config, "run_id": run_id},
             )
@@ -112,7 +133,7 @@ def _train(self: Any, run_id: str, r: Any, token: str) -> dict[str, Any]:
     except ValueError as e:  # bad data or a mismatched model: a person must look
         with svc.session() as s:
             row = s.get(TrainingRun, run_id)
-            if row is not None:
+            if row is not None and row.lease_token == lease.token:
                 row.status, row.error = "failed", f"{type(e).__name__}: {e}"
         release(redis_client(), f"{config}:{generation}:train")
         raise
@@ -133,10 +154,11 @@ def _train(self: Any, run_id: str, r: Any, token: str) -> dict[str, Any]:
                 )
             )
             s.flush()
-        row = s.get(TrainingRun, run_id)
-        assert row is not None
-        row.status, row.result_model_id, row.step = "done", name, result.steps
-        row.last_loss = float(result.final_losses["train_total"])
+        if not _finish_run(
+            s, run_id, lease.token, name, result.steps, float(result.final_losses["train_total"])
+        ):
+            # rolls the model row back with the session
+            raise LeaseLost(f"{run_id}: token {lease.token} is stale; a newer lease owns the run")
     log.info(
         "%s: trained %s in %d steps (resumed from %s)",
         run_id,
