@@ -22,6 +22,20 @@ from typing import Any
 from ringrift.localredis import LocalRedis
 
 
+def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """Stop a process started in its own session and everything in its group (a worker's pool
+    children too): a warm shutdown first, then SIGKILL."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    with contextlib.suppress(ProcessLookupError):  # pool children may outlive the parent
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 @dataclass
 class Children:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -42,17 +56,12 @@ class Children:
         return all(p.poll() is None for p in self.procs)
 
     def stop(self, timeout: float = 30.0) -> None:
-        for p in self.procs:
+        for p in self.procs:  # all shut down together, then each is waited for in turn
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for p in self.procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        for p in self.procs:
-            with contextlib.suppress(ProcessLookupError):  # the group's leftovers, pool children
-                os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+            stop_process_group(p, max(0.1, deadline - time.monotonic()))
 
 
 def _summary(config: str, first: int, last: int, started: float) -> dict[str, Any]:

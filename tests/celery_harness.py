@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ringrift.celery import app
+from ringrift.loop import stop_process_group
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -75,20 +74,7 @@ def worker(
     try:
         yield proc
     finally:
-        stop_process(proc)
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    """Stop a worker and its pool children: warm shutdown, then kill the process group."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    with contextlib.suppress(ProcessLookupError):  # pool children may outlive the parent
-        os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_group(proc)
 
 
 def wait_for_worker(queue: str, timeout: float = 60.0) -> dict[str, object]:

@@ -21,6 +21,7 @@ import redis
 from sqlalchemy import func, select
 
 from ringrift.ai.selfplay import read_shard
+from ringrift.loop import stop_process_group
 from ringrift.store import migrate
 from ringrift.store.db import database_url, make_engine, session_factory
 from ringrift.store.models import (
@@ -31,7 +32,7 @@ from ringrift.store.models import (
     PipelineState,
     TrainingRun,
 )
-from tests.celery_harness import REPO, celery_env, point_app_at, stop_process, worker
+from tests.celery_harness import REPO, celery_env, point_app_at, worker
 
 CONFIG = "square8_2p"
 
@@ -240,7 +241,7 @@ def test_beat_reconciler_recovers_a_lost_chord_callback(
                     generation = st.generation if st else 0
                 time.sleep(1.0)
     finally:
-        stop_process(beat)
+        stop_process_group(beat)
     assert generation == 1, "the reconciler did not carry the pipeline through the iteration"
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Game)) == 8  # collected exactly once
