@@ -143,7 +143,9 @@ def bench_train(
     from ringrift.ai.selfplay import SelfplaySettings, play_game
     from ringrift.dataset import load_dataset, write_dataset
     from training.config import TrainConfig
-    from training.loop import compute_losses, make_batch, train
+    from training.data import make_batch
+    from training.loop import train
+    from training.losses import compute_losses
 
     cfg = GameConfig.parse(config)
     torch.manual_seed(seed)
@@ -160,11 +162,17 @@ def bench_train(
             g += 1
         stats = write_dataset(games, data, cfg.board)
         tc = dataclasses.replace(
-            TrainConfig.tiny(), arch=arch, steps=steps, batch_size=batch_size, device=device,
-            checkpoint_every=max(steps, 1), seed=seed,
+            TrainConfig.tiny(),
+            arch=arch,
+            steps=steps,
+            batch_size=batch_size,
+            device=device,
+            checkpoint_every=max(steps, 1),
+            seed=seed,
         )
-        result = train(tc, data, Path(tmp) / "model.pt", board=cfg.board,
-                       checkpoint_dir=Path(tmp) / "ckpt")
+        result = train(
+            tc, data, Path(tmp) / "model.pt", board=cfg.board, checkpoint_dir=Path(tmp) / "ckpt"
+        )
         library = result.steps_per_s * batch_size
 
         ds = load_dataset(data, expect_encoder_version=ENCODER_VERSION, expect_board=cfg.board)
@@ -173,8 +181,10 @@ def bench_train(
         model.train()
         opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         rng = np.random.default_rng(seed)
-        batches = [make_batch(ds, np.sort(rng.choice(len(ds), batch_size, replace=False)), dev)
-                   for _ in range(8)]
+        batches = [
+            make_batch(ds, np.sort(rng.choice(len(ds), batch_size, replace=False)), dev)
+            for _ in range(8)
+        ]
         start = time.perf_counter()
         for step in range(steps):
             loss, _, _ = compute_losses(model, batches[step % len(batches)], tc.value_weight)

@@ -17,15 +17,11 @@ from ringrift.dataset import load_dataset
 from tests.training_fixtures import FAST
 from training.checkpoint import latest_checkpoint
 from training.config import ConfigError, TrainConfig, default, tiny
+from training.data import TrainingError, make_batch
+from training.early_stopping import EarlyStopping
 from training.ema import ModelEma, ema_decay_at
-from training.loop import (
-    EarlyStopping,
-    TrainingError,
-    autocast_dtype,
-    compute_losses,
-    make_batch,
-    train,
-)
+from training.loop import train
+from training.losses import autocast_dtype, compute_losses
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

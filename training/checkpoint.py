@@ -15,10 +15,13 @@ whole; a newer one that does not is reported with a warning and skipped.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import os
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,21 @@ _KEYS = ("model", "optimizer", "scheduler", "rng", "config", "data_position")
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used."""
+
+
+# Called with (step, sha256 hex, size in bytes) once a checkpoint's bytes are final and before
+# the file takes its name; raising keeps the file from going live.
+CheckpointHook = Callable[[int, str, int], None]
+# Called with a checkpoint's path before it is resumed from; raises CheckpointError to skip it.
+VerifyFn = Callable[[Path], None]
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -122,8 +140,13 @@ def save_checkpoint(
     config: TrainConfig,
     data_position: dict[str, Any],
     ema_state: dict[str, torch.Tensor] | None = None,
+    on_written: CheckpointHook | None = None,
 ) -> Path:
     """Write ``ckpt_<step>.pt`` atomically, then keep only the newest ``keep_checkpoints``.
+
+    ``on_written(step, sha256, size)`` is called with the finished bytes' checksum before the
+    file is written under its name, so a record of it (the ledger's) exists before the file
+    can be resumed from; if it raises, nothing is written.
 
     Checkpoints of later steps than ``step`` are removed too: a run writes steps in order, so a
     later one can only be one that a resumed run fell back from (unreadable). So are temporary
@@ -147,8 +170,13 @@ def save_checkpoint(
     }
     if ema_state is not None:
         payload["ema"] = {k: v.detach().cpu() for k, v in ema_state.items()}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    data = buf.getbuffer()
+    if on_written is not None:
+        on_written(int(step), hashlib.sha256(data).hexdigest(), len(data))
     with atomic_file(path) as f:
-        torch.save(payload, f)
+        f.write(data)
     _fsync_dir(directory)
 
     existing = list_checkpoints(directory)
@@ -208,15 +236,20 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     )
 
 
-def latest_checkpoint(directory: str | os.PathLike[str]) -> Checkpoint | None:
+def latest_checkpoint(
+    directory: str | os.PathLike[str], verify: VerifyFn | None = None
+) -> Checkpoint | None:
     """The newest checkpoint in ``directory`` that reads back whole, or None if there is none.
 
-    An unreadable newer checkpoint is skipped with a warning (the run then loses one more
-    interval, never the whole run); if none is readable, an error is logged and None returned.
+    An unreadable newer checkpoint, or one that ``verify`` rejects (a checksum that does not
+    match the record), is skipped with a warning (the run then loses one more interval, never
+    the whole run); if none is usable, an error is logged and None returned.
     """
     found = list_checkpoints(directory)
     for step, path in reversed(found):
         try:
+            if verify is not None:
+                verify(path)
             ckpt = load_checkpoint(path)
         except (CheckpointError, OSError) as e:
             log.warning("checkpoint %s (step %d) is unusable, falling back: %s", path, step, e)

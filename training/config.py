@@ -37,6 +37,7 @@ class TrainConfig:
     ema_decay: float = 0.0  # moving average of the weights, saved as the model; 0 = off
     validation_every: int = 0  # steps between validation-loss checks; 0 = only at the end
     early_stop_patience: int = 0  # checks without a new best before stopping; 0 = never stop
+    recency_weight: float = 0.0  # the oldest game is drawn exp(-this) as often as the newest
     device: str = "cpu"  # torch device string; the worker sets its own GPU
 
     def __post_init__(self) -> None:
@@ -63,6 +64,7 @@ class TrainConfig:
             "ema_decay": 0 <= self.ema_decay < 1,
             "validation_every": self.validation_every >= 0,
             "early_stop_patience": self.early_stop_patience >= 0,
+            "recency_weight": 0 <= self.recency_weight <= 50,
         }
         for name, ok in checks.items():
             if not ok:
@@ -117,6 +119,7 @@ class TrainConfig:
             ema_decay=0.0,
             validation_every=0,
             early_stop_patience=0,
+            recency_weight=0.0,
         )
 
     @classmethod

@@ -1,32 +1,33 @@
 """The training loop: one dataset in, one model out, resumable from its checkpoints.
 
 ``train(config, dataset_path, out_model_path, board=..., checkpoint_dir=...)`` reads a dataset
-written by ``ringrift.dataset.write_dataset`` and fits a ``PolicyValueNet`` to it:
+written by ``ringrift.dataset.write_dataset`` and fits a ``PolicyValueNet`` to it. The parts
+live beside this module, one job each: ``data`` (the split by game, the batch order, batches),
+``losses``, ``optim`` and ``schedule``, ``checkpoint``, ``ema`` and ``early_stopping``,
+``distributed`` (DDP under torchrun).
 
-- **data**: whole games are held out for validation (``validation_fraction`` of the game ids,
-  chosen by the seed), so no position of a validation game, nor any symmetric copy of one, is
-  trained on. Batches come from a seeded permutation of the training rows per epoch; batch
-  ``k`` of the run is a pure function of ``(seed, k)``, so the data position after a resume is
-  just the step. A dataset with fewer training rows than one batch is refused.
-- **loss**: policy = cross entropy of the soft search target against the log-softmax over the
-  legal actions (``masked_log_softmax``), summed over the target's entries only, so an illegal
-  action's ``-inf`` never meets a zero target; value = mean squared error over the seat slots
-  present in the game (``value_mask``); total = policy + ``value_weight`` * value. On CUDA the
-  forward pass runs under bf16 autocast (losses are still computed in float32); on the CPU
-  everything is float32.
-- **optimiser**: AdamW (decay on conv and linear weights only: decaying BatchNorm scales and
-  biases only fights the normalisation), gradient-norm clipping, ``schedule.get_lr``.
-- **weight average**: with ``ema_decay > 0`` a moving average of the weights
-  (``training.ema.ModelEma``) follows every step; it is checkpointed, validated and saved as
-  the final model in place of the raw weights.
+- **data**: whole games are held out for validation (``validation_fraction``); batch ``k`` of
+  the run is a pure function of ``(seed, k)``, so the data position after a resume is just the
+  step. ``recency_weight`` draws recent games more often. A dataset with fewer training rows
+  than one batch is refused.
+- **weight average**: with ``ema_decay > 0`` a moving average of the weights follows every
+  step; it is checkpointed, validated and saved as the final model in place of the raw weights.
 - **validation and early stopping**: with ``validation_every > 0`` the validation loss (of the
   model that would be saved) is measured every that many steps; with ``early_stop_patience``
   the run stops, checkpointing that step, once that many checks in a row found no new best.
   The count and the best so far live in the checkpoint, so a resume stops where a whole run
   would, and re-running a stopped run trains no more.
-- **checkpoints**: every ``checkpoint_every`` steps and at the last step, atomically; a run
-  started with checkpoints in its folder continues from the newest readable one (model,
-  optimiser, RNG, step), so a killed worker loses at most one interval.
+- **checkpoints**: every ``checkpoint_every`` steps, at the last step and whenever the call
+  stops early, atomically; a run started with checkpoints in its folder continues from the
+  newest usable one (model, optimiser, RNG, step), so a killed worker loses at most one
+  interval. ``on_checkpoint`` sees each file's checksum before it goes live and
+  ``verify_checkpoint`` may reject a file on resume (the training task keeps the checksums in
+  the ledger).
+- **stopping a call early**: ``deadline`` (a ``time.monotonic()`` value) ends the call at the
+  first progress report past it, and ``should_stop`` is asked at every report; either way the
+  call checkpoints and returns with ``stopped`` set and no model written, and the next call on
+  the same folder continues exactly where this one stopped. The training task uses this to
+  train in segments and to cancel.
 - **output**: the final model via ``save_model`` (contract metadata plus the config, the
   generation, the dataset size and the final losses), written atomically.
 
@@ -40,7 +41,6 @@ log in ``<checkpoint_dir>/tensorboard/``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -57,42 +57,54 @@ import torch
 from torch import nn
 
 from ringrift.ai.encoding import ENCODER_VERSION
-from ringrift.ai.network import PolicyValueNet, load_model, masked_log_softmax, save_model
+from ringrift.ai.network import PolicyValueNet, load_model, save_model
 from ringrift.dataset import Dataset, load_dataset
 from ringrift.game.boards import BoardType
 from training.checkpoint import (
     Checkpoint,
+    CheckpointHook,
+    VerifyFn,
     capture_rng_states,
     latest_checkpoint,
     restore_rng_states,
     save_checkpoint,
 )
 from training.config import TrainConfig
+from training.data import (
+    BatchOrder,
+    TrainingError,
+    make_batch,
+    recency_weights,
+    split_by_game,
+)
+from training.distributed import DistContext, rank_device, wrap
+from training.early_stopping import EarlyStopping
 from training.ema import ModelEma
+from training.losses import compute_losses, eval_subset, evaluate_losses
+from training.optim import make_optimizer, optimizer_step
 from training.schedule import get_lr
+
+__all__ = ["TrainResult", "TrainingError", "train", "evaluate_losses", "split_by_game"]
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int, dict[str, float]], None]
+StopFn = Callable[[], "str | None"]
 
-# Samples the end-of-run evaluation looks at, per split: enough for a stable number, few
-# enough that the final pass costs a small fraction of a run.
-EVAL_SAMPLES = 2048
 # Settings a resumed run may change; anything else must match the checkpoint's config.
 RESUMABLE_CHANGES = frozenset({"steps", "device", "checkpoint_every", "keep_checkpoints"})
-
-
-class TrainingError(ValueError):
-    """Training refused or stopped: too little data, an incompatible resume, a diverged loss."""
+# Why a call stopped before the run's end (TrainResult.stopped); agreed across ranks by code.
+SEGMENT, CANCELLED = "segment", "cancelled"
+_STOP_CODES = {0: None, 1: SEGMENT, 2: CANCELLED, 3: "early"}
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    steps: int  # the run's final step count (including steps before a resume)
-    final_losses: dict[str, float]
+    steps: int  # the run's step count when this call returned (including earlier calls)
+    final_losses: dict[str, float]  # empty when the call stopped before the run's end
     samples_seen: int  # training rows consumed over the whole run
     resumed_from_step: int | None  # the checkpoint step this call continued from
-    model_path: Path
+    model_path: Path | None  # None when the call stopped before the run's end
     train_samples: int
     validation_samples: int
     seconds: float  # wall time of this call
@@ -101,217 +113,16 @@ class TrainResult:
     metadata: dict[str, Any] = field(default_factory=dict)
     stopped_early: bool = False  # stopped by early_stop_patience before config.steps
     best_val_loss: float | None = None  # best total validation loss of the periodic checks
+    stopped: str | None = None  # SEGMENT or CANCELLED: checkpointed, no model written
+
+    @property
+    def finished(self) -> bool:
+        return self.stopped is None
 
     @property
     def steps_per_s(self) -> float:
         """Optimiser steps per second of this call, loading and final evaluation excluded."""
         return self.steps_this_call / self.loop_seconds if self.loop_seconds > 0 else 0.0
-
-
-@dataclass
-class EarlyStopping:
-    """Validation-loss bookkeeping: the best loss so far and the checks since it was reached.
-
-    ``update(loss)`` records one check and says whether to stop: ``patience`` checks in a row
-    without a new best (strictly lower; a NaN is never a best). ``patience`` 0 never stops.
-    """
-
-    patience: int
-    best: float | None = None
-    bad_checks: int = 0
-
-    def update(self, loss: float) -> bool:
-        if self.best is None or loss < self.best:
-            self.best, self.bad_checks = loss, 0
-        else:
-            self.bad_checks += 1
-        return 0 < self.patience <= self.bad_checks
-
-
-# ---------------------------------------------------------------------------------------------
-# Data
-
-
-def split_by_game(
-    game_index: np.ndarray, num_games: int, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices ``(train, validation)``, holding out whole games.
-
-    ``round(fraction * num_games)`` games are held out, at least one when ``fraction > 0`` and
-    there are two games or more, and never all of them.
-    """
-    held = 0
-    if fraction > 0 and num_games >= 2:
-        held = min(max(1, round(fraction * num_games)), num_games - 1)
-    rng = np.random.default_rng([seed, 0x5EED])
-    is_val = np.zeros(num_games, dtype=bool)
-    is_val[rng.permutation(num_games)[:held]] = True
-    rows_val = is_val[np.asarray(game_index)]
-    return np.flatnonzero(~rows_val), np.flatnonzero(rows_val)
-
-
-class BatchOrder:
-    """Batch ``k`` of a run: epoch ``k // per_epoch`` is a seeded permutation of the rows.
-
-    The tail of each epoch that does not fill a batch is skipped (it is a different tail next
-    epoch). Being a pure function of the step, it needs no state in a checkpoint.
-    """
-
-    def __init__(self, rows: np.ndarray, batch_size: int, seed: int) -> None:
-        if len(rows) < batch_size:
-            raise TrainingError(f"{len(rows)} rows cannot fill a batch of {batch_size}")
-        self.rows = rows
-        self.batch_size = batch_size
-        self.seed = seed
-        self.per_epoch = len(rows) // batch_size
-        self._epoch = -1
-        self._perm = rows
-
-    def indices(self, step: int) -> np.ndarray:
-        epoch, k = divmod(step, self.per_epoch)
-        if epoch != self._epoch:
-            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.rows)
-            self._epoch = epoch
-        return self._perm[k * self.batch_size : (k + 1) * self.batch_size]
-
-
-def _csr_rows(offset: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For CSR ``offset`` and selected ``rows``: (batch row of each entry, entry position)."""
-    starts = np.asarray(offset[rows], dtype=np.int64)
-    lens = np.asarray(offset[rows + 1], dtype=np.int64) - starts
-    batch_row = np.repeat(np.arange(len(rows)), lens)
-    first = np.cumsum(lens) - lens  # where each row's entries begin in the output
-    pos = np.arange(int(lens.sum())) - np.repeat(first, lens) + np.repeat(starts, lens)
-    return batch_row, pos
-
-
-@dataclass(frozen=True)
-class Batch:
-    planes: torch.Tensor  # float32 (B, C, S, S)
-    globals: torch.Tensor  # float32 (B, G)
-    legal: torch.Tensor  # bool (B, A)
-    policy_row: torch.Tensor  # int64 (P,): batch row of each policy entry
-    policy_action: torch.Tensor  # int64 (P,)
-    policy_prob: torch.Tensor  # float32 (P,)
-    value: torch.Tensor  # float32 (B, 4)
-    value_mask: torch.Tensor  # float32 (B, 4)
-
-
-def make_batch(ds: Dataset, rows: np.ndarray, device: torch.device) -> Batch:
-    """Gather ``rows`` of ``ds`` into tensors on ``device``."""
-    rows = np.sort(np.asarray(rows, dtype=np.int64))  # ascending reads from the memory map
-    b = len(rows)
-    legal = np.zeros((b, ds.action_size), dtype=np.bool_)
-    l_row, l_pos = _csr_rows(ds.legal_offset, rows)
-    legal[l_row, ds.legal_index[l_pos]] = True
-    p_row, p_pos = _csr_rows(ds.policy_offset, rows)
-
-    def put(a: np.ndarray, dtype: Any = None) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=dtype)).to(device, non_blocking=True)
-
-    return Batch(
-        planes=put(ds.planes[rows], np.float32),
-        globals=put(ds.globals[rows], np.float32),
-        legal=put(legal),
-        policy_row=put(p_row, np.int64),
-        policy_action=put(ds.policy_index[p_pos], np.int64),
-        policy_prob=put(ds.policy_prob[p_pos], np.float32),
-        value=put(ds.value[rows], np.float32),
-        value_mask=put(ds.value_mask[rows], np.float32),
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Losses
-
-
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of the forward pass on ``device``: bf16 on CUDA, None (float32) else."""
-    return torch.bfloat16 if device.type == "cuda" else None
-
-
-def _forward_context(device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    dtype = autocast_dtype(device)
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
-def compute_losses(
-    model: nn.Module, batch: Batch, value_weight: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(total, policy, value)`` losses of ``model`` on ``batch`` (means over the batch).
-
-    The forward pass runs under ``autocast_dtype`` of the batch's device; the losses are float32.
-    """
-    with _forward_context(batch.planes.device):
-        logits, values = model(batch.planes, batch.globals)
-    logp = masked_log_softmax(logits.float(), batch.legal)
-    picked = logp[batch.policy_row, batch.policy_action]
-    # Only the target's own entries are summed; a zero-probability entry contributes 0, never
-    # 0 * -inf. Export guarantees every entry is legal, so picked is finite.
-    terms = torch.where(batch.policy_prob > 0, batch.policy_prob * picked, 0.0)
-    policy = -terms.sum() / batch.planes.shape[0]
-    mask = batch.value_mask
-    value = ((values.float() - batch.value) ** 2 * mask).sum() / mask.sum().clamp_min(1.0)
-    return policy + value_weight * value, policy, value
-
-
-def evaluate_losses(
-    model: nn.Module,
-    ds: Dataset,
-    rows: np.ndarray,
-    *,
-    batch_size: int = 256,
-    value_weight: float = 1.0,
-    device: str | torch.device = "cpu",
-) -> dict[str, float]:
-    """Mean losses of ``model`` (in eval mode) over ``rows``: ``policy``, ``value``, ``total``."""
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    sums = {"policy": 0.0, "value": 0.0}
-    value_slots = 0.0
-    n = 0
-    with torch.inference_mode():
-        for start in range(0, len(rows), batch_size):
-            batch = make_batch(ds, rows[start : start + batch_size], device)
-            _, policy, value = compute_losses(model, batch, value_weight)
-            k = batch.planes.shape[0]
-            slots = float(batch.value_mask.sum())
-            sums["policy"] += float(policy) * k
-            sums["value"] += float(value) * slots
-            value_slots += slots
-            n += k
-    model.train(was_training)
-    out = {
-        "policy": sums["policy"] / max(n, 1),
-        "value": sums["value"] / value_slots if value_slots else 0.0,
-    }
-    out["total"] = out["policy"] + value_weight * out["value"]
-    return out
-
-
-def _eval_subset(rows: np.ndarray, seed: int) -> np.ndarray:
-    if len(rows) <= EVAL_SAMPLES:
-        return rows
-    return np.sort(np.random.default_rng([seed, 0xE7A1]).choice(rows, EVAL_SAMPLES, replace=False))
-
-
-# ---------------------------------------------------------------------------------------------
-# The loop
-
-
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
-    return torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": config.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=get_lr(0, config),
-    )
 
 
 def _dataset_identity(ds: Dataset) -> dict[str, Any]:
@@ -360,6 +171,11 @@ def train(
     guard: Callable[[], None] | None = None,
     generation: int | None = None,
     meta: dict[str, Any] | None = None,
+    deadline: float | None = None,
+    should_stop: StopFn | None = None,
+    on_checkpoint: CheckpointHook | None = None,
+    verify_checkpoint: VerifyFn | None = None,
+    dist: DistContext | None = None,
 ) -> TrainResult:
     """Train on ``dataset_path`` and write the model to ``out_model_path``; see the module doc.
 
@@ -368,15 +184,21 @@ def train(
     ``config.seed``. Checkpoints already in ``checkpoint_dir`` are resumed from. ``meta`` adds
     keys to the saved model's metadata. ``guard`` is called before every checkpoint and before
     the final model is written; it raises to stop a holder that may no longer write (a lost
-    lease).
+    lease). Under ``dist`` (several ranks) only rank 0 reports, checkpoints and saves, and the
+    callbacks are called on rank 0 only.
     """
     started = time.perf_counter()
     board = BoardType(board)
-    device = torch.device(config.device)
+    device = rank_device(dist, config.device)
+    main = dist is None or dist.is_main
     checkpoint_dir = Path(checkpoint_dir)
     out_model_path = Path(out_model_path)
     if progress_every < 1:
         raise ValueError(f"progress_every must be positive, got {progress_every}")
+    if dist is not None and config.batch_size % dist.world_size:
+        raise TrainingError(
+            f"batch_size {config.batch_size} does not split evenly over {dist.world_size} ranks"
+        )
 
     ds = load_dataset(dataset_path, expect_encoder_version=ENCODER_VERSION, expect_board=board)
     if len(ds) == 0:
@@ -393,7 +215,7 @@ def train(
     identity = _dataset_identity(ds)
 
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = latest_checkpoint(checkpoint_dir)
+    ckpt = latest_checkpoint(checkpoint_dir, verify=verify_checkpoint)
     if ckpt is not None:
         _check_resume(ckpt, config, identity, board)
 
@@ -403,7 +225,7 @@ def train(
     else:
         model = PolicyValueNet(board, config.arch)
     model.to(device).train()
-    optimizer = _optimizer(model, config)
+    optimizer = make_optimizer(model, config)
     ema = ModelEma(model, config.ema_decay) if config.ema_decay > 0 else None
     start_step = 0
     stopper = EarlyStopping(config.early_stop_patience)
@@ -423,23 +245,30 @@ def train(
         log.info("resuming from %s at step %d of %d", ckpt.path, start_step, config.steps)
         if stopped_early:
             log.info("%s: the run stopped early at step %d; training no more", ckpt.path, ckpt.step)
-    (checkpoint_dir / "config.json").write_text(config.to_json() + "\n")
+    if main:
+        (checkpoint_dir / "config.json").write_text(config.to_json() + "\n")
+    net = wrap(model, dist, device)  # what the steps run through (DDP under several ranks)
     eval_model = ema.module if ema is not None else model  # the model that will be saved
     validate = config.validation_every > 0 and len(val_rows) > 0
     if config.validation_every > 0 and not len(val_rows):
         log.warning("no validation games held out: validation_every and early stopping are off")
 
-    order = BatchOrder(train_rows, config.batch_size, config.seed)
+    weights = recency_weights(ds.game_index, train_rows, ds.num_games, config.recency_weight)
+    order = BatchOrder(train_rows, config.batch_size, config.seed, weights)
     loop_started = time.perf_counter()
     window = torch.zeros(3, device=device)  # summed (total, policy, value) since last report
     window_steps = 0
     window_started = loop_started
     last: dict[str, float] = {}
     end_step = start_step
+    stopped: str | None = None
 
     def report(done: int) -> dict[str, float]:
         nonlocal window, window_steps, window_started
-        total, policy, value = (window / max(window_steps, 1)).tolist()
+        mean = window / max(window_steps, 1)
+        if dist is not None:
+            mean = dist.mean(mean)
+        total, policy, value = mean.tolist()
         if not all(math.isfinite(x) for x in (total, policy, value)):
             raise TrainingError(
                 f"loss is not finite by step {done} (total {total}, policy {policy}, "
@@ -459,31 +288,62 @@ def train(
             "eta_s": (config.steps - done) * config.batch_size / rate,
         }
 
+    def stop_code(early: bool) -> int:
+        """Rank 0's reason to stop this call now (0: go on), shared with every rank."""
+        code = 0
+        if main:
+            if early:
+                code = 3
+            elif should_stop is not None and should_stop() is not None:
+                code = 2
+            elif deadline is not None and time.monotonic() >= deadline:
+                code = 1
+        return dist.agree(code, device) if dist is not None else code
+
+    def write_checkpoint(done: int, lr: float) -> None:
+        if guard is not None:
+            guard()  # may this process still write? (raises when it may not)
+        save_checkpoint(
+            checkpoint_dir,
+            done,
+            model,
+            optimizer,
+            {
+                "step": done,
+                "lr": lr,
+                "best_val_loss": stopper.best,
+                "bad_checks": stopper.bad_checks,
+                "stopped_early": stopped_early,
+            },
+            capture_rng_states(),
+            config,
+            {"step": done, "epoch": done // order.per_epoch, "dataset": identity},
+            ema_state=ema.state_dict() if ema is not None else None,
+            on_written=on_checkpoint,
+        )
+
     purge = start_step + 1 if ckpt is not None else None  # events past the checkpoint
-    with _summary_writer(checkpoint_dir, purge) as writer:
+    writer = _summary_writer(checkpoint_dir, purge) if main else None
+    try:
         for step in range(start_step, config.steps if not stopped_early else start_step):
-            lr = get_lr(step, config)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            batch = make_batch(ds, order.indices(step), device)
-            total, policy, value = compute_losses(model, batch, config.value_weight)
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if config.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
+            rows = order.indices(step)
+            batch = make_batch(ds, dist.shard(rows) if dist is not None else rows, device)
+            total, policy, value = compute_losses(net, batch, config.value_weight)
+            lr = optimizer_step(model, optimizer, total, step, config)
             if ema is not None:
                 ema.update(model, step)
             window += torch.stack([total.detach(), policy.detach(), value.detach()])
             window_steps += 1
 
             done = end_step = step + 1
-            if validate and done % config.validation_every == 0:
+            early = False
+            if validate and done % config.validation_every == 0 and main:
+                assert writer is not None
                 val = _final_eval(eval_model, ds, val_rows, config, device)
                 for k, v in val.items():
                     writer.add_scalar(f"val/{k}", v, done)
-                if stopper.update(val["total"]) and done < config.steps:
-                    stopped_early = True
+                early = stopper.update(val["total"]) and done < config.steps
+                if early:
                     log.info(
                         "stopping early at step %d: validation loss %.4f, best %.4f, "
                         "%d checks without improvement",
@@ -492,61 +352,48 @@ def train(
                         stopper.best,
                         stopper.bad_checks,
                     )
-            at_checkpoint = (
-                done % config.checkpoint_every == 0 or done == config.steps or stopped_early
-            )
-            if at_checkpoint or done % progress_every == 0:
+            reporting = done % progress_every == 0 or done == config.steps
+            checked = validate and done % config.validation_every == 0
+            code = stop_code(early) if (reporting or checked) and done < config.steps else 0
+            stopped_early = stopped_early or code == 3
+            stopped = _STOP_CODES[code] if code in (1, 2) else None
+            at_checkpoint = done % config.checkpoint_every == 0 or done == config.steps or code != 0
+            if at_checkpoint or reporting:
                 last = report(done)  # also refuses to checkpoint a diverged model
-                for k in ("total", "policy", "value"):
-                    writer.add_scalar(f"train/{k}", last[k], done)
-                writer.add_scalar("train/lr", last["lr"], done)
-                writer.add_scalar("train/samples_per_s", last["samples_per_s"], done)
-                if at_checkpoint:
-                    if guard is not None:
-                        guard()  # may this process still write? (raises when it may not)
-                    save_checkpoint(
-                        checkpoint_dir,
-                        done,
-                        model,
-                        optimizer,
-                        {
-                            "step": done,
-                            "lr": lr,
-                            "best_val_loss": stopper.best,
-                            "bad_checks": stopper.bad_checks,
-                            "stopped_early": stopped_early,
-                        },
-                        capture_rng_states(),
-                        config,
-                        {"step": done, "epoch": done // order.per_epoch, "dataset": identity},
-                        ema_state=ema.state_dict() if ema is not None else None,
-                    )
-                    writer.flush()
-                if progress is not None:
-                    progress(done, config.steps, last)
-            if stopped_early:
+                if main:
+                    assert writer is not None
+                    for k in ("total", "policy", "value"):
+                        writer.add_scalar(f"train/{k}", last[k], done)
+                    writer.add_scalar("train/lr", last["lr"], done)
+                    writer.add_scalar("train/samples_per_s", last["samples_per_s"], done)
+                    if at_checkpoint:
+                        write_checkpoint(done, lr)
+                        writer.flush()
+                    if progress is not None:
+                        progress(done, config.steps, last)
+                if dist is not None and at_checkpoint:
+                    dist.barrier()  # no rank runs ahead of a checkpoint that may fail
+            if code != 0:
                 break
 
         trained_s = time.perf_counter() - loop_started
         log.info(
-            "trained steps %d..%d in %.1f s (%.2f steps/s)",
+            "trained steps %d..%d in %.1f s (%.2f steps/s)%s",
             start_step,
             end_step,
             trained_s,
             (end_step - start_step) / trained_s if trained_s > 0 else 0.0,
+            f"; stopped ({stopped}) with the run unfinished" if stopped else "",
         )
-        final = {
-            f"train_{k}": v
-            for k, v in _final_eval(eval_model, ds, train_rows, config, device).items()
-        }
-        if len(val_rows):
-            final |= {
-                f"val_{k}": v
-                for k, v in _final_eval(eval_model, ds, val_rows, config, device).items()
-            }
-        final |= {f"last_{k}": last[k] for k in ("total", "policy", "value") if k in last}
-        for k, v in final.items():
-            writer.add_scalar(f"final/{k}", v, end_step)
+        final: dict[str, float] = {}
+        if stopped is None and main:
+            assert writer is not None
+            final = _final_losses(eval_model, ds, train_rows, val_rows, config, device, last)
+            for k, v in final.items():
+                writer.add_scalar(f"final/{k}", v, end_step)
+    finally:
+        if writer is not None:
+            writer.close()
 
     model_meta = {
         **(meta or {}),
@@ -562,24 +409,27 @@ def train(
         "stopped_early": stopped_early,
         "best_val_loss": stopper.best,
     }
-    if guard is not None:
-        guard()
-    save_model(out_model_path, eval_model, model_meta)
-    elapsed = time.perf_counter() - started
+    if stopped is None and main:
+        if guard is not None:
+            guard()
+        save_model(out_model_path, eval_model, model_meta)
+    if dist is not None:
+        dist.barrier()
     return TrainResult(
         steps=end_step,
         final_losses=final,
         samples_seen=end_step * config.batch_size,
         resumed_from_step=ckpt.step if ckpt is not None else None,
-        model_path=out_model_path,
+        model_path=out_model_path if stopped is None else None,
         train_samples=int(len(train_rows)),
         validation_samples=int(len(val_rows)),
-        seconds=elapsed,
+        seconds=time.perf_counter() - started,
         steps_this_call=end_step - start_step,
         loop_seconds=trained_s,
         metadata=model_meta,
         stopped_early=stopped_early,
         best_val_loss=stopper.best,
+        stopped=stopped,
     )
 
 
@@ -594,13 +444,31 @@ def _summary_writer(checkpoint_dir: Path, purge_step: int | None) -> Any:
     return SummaryWriter(log_dir=str(checkpoint_dir / "tensorboard"), purge_step=purge_step)
 
 
+def _final_losses(
+    model: nn.Module,
+    ds: Dataset,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray,
+    config: TrainConfig,
+    device: torch.device,
+    last: dict[str, float],
+) -> dict[str, float]:
+    """Losses of the saved model on both splits, and the last training window's."""
+    final = {f"train_{k}": v for k, v in _final_eval(model, ds, train_rows, config, device).items()}
+    if len(val_rows):
+        final |= {
+            f"val_{k}": v for k, v in _final_eval(model, ds, val_rows, config, device).items()
+        }
+    return final | {f"last_{k}": last[k] for k in ("total", "policy", "value") if k in last}
+
+
 def _final_eval(
     model: nn.Module, ds: Dataset, rows: np.ndarray, config: TrainConfig, device: torch.device
 ) -> dict[str, float]:
     return evaluate_losses(
         model,
         ds,
-        _eval_subset(rows, config.seed),
+        eval_subset(rows, config.seed),
         batch_size=max(config.batch_size, 256),
         value_weight=config.value_weight,
         device=device,

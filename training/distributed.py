@@ -1,0 +1,94 @@
+"""Data-parallel training across the GPUs of one worker, launched by ``torchrun``.
+
+``torchrun --nproc-per-node N -m training.run ...`` starts N processes with ``RANK``,
+``WORLD_SIZE`` and ``LOCAL_RANK`` set; ``from_env`` joins them into one process group (NCCL on
+CUDA, Gloo on the CPU) and returns a ``DistContext``. The training loop then:
+
+- wraps the model in ``DistributedDataParallel``, which averages gradients across ranks;
+- draws the same global batch of ``batch_size`` rows on every rank (``BatchOrder`` is a pure
+  function of the step) and trains each rank on its own ``rank::world_size`` slice, so a run on
+  N ranks follows the same data as a run on one;
+- lets rank 0 alone decide to stop (``agree``), write checkpoints and the model, report
+  progress and validate; the others wait at the barriers.
+
+BatchNorm statistics stay per rank (no ``SyncBatchNorm``): each rank normalises its own slice.
+Without ``WORLD_SIZE`` > 1, ``from_env`` returns None and the loop runs as one process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as torch_dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int
+    world_size: int
+    local_rank: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, rows: np.ndarray) -> np.ndarray:
+        """This rank's slice of one global batch."""
+        return rows[self.rank :: self.world_size]
+
+    def mean(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The mean of ``tensor`` over all ranks (every rank gets it)."""
+        out = tensor.clone()
+        torch_dist.all_reduce(out, op=torch_dist.ReduceOp.SUM)
+        return out / self.world_size
+
+    def agree(self, code: int, device: torch.device) -> int:
+        """Rank 0's ``code``, on every rank: one decision for all (stop, and why)."""
+        t = torch.tensor([code], dtype=torch.int64, device=device)
+        torch_dist.broadcast(t, src=0)
+        return int(t.item())
+
+    def barrier(self) -> None:
+        torch_dist.barrier()
+
+
+def from_env() -> DistContext | None:
+    """Join the process group torchrun describes in the environment; None for one process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return None
+    rank = int(os.environ["RANK"])
+    local = int(os.environ.get("LOCAL_RANK", rank))
+    if not torch_dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local)
+        torch_dist.init_process_group(backend=backend)
+    return DistContext(rank=rank, world_size=world, local_rank=local)
+
+
+def rank_device(ctx: DistContext | None, device: str) -> torch.device:
+    """The device of this rank: its own GPU under CUDA, else ``device`` as given."""
+    d = torch.device(device)
+    if ctx is not None and d.type == "cuda":
+        return torch.device("cuda", ctx.local_rank)
+    return d
+
+
+def wrap(model: nn.Module, ctx: DistContext | None, device: torch.device) -> nn.Module:
+    """``model`` inside ``DistributedDataParallel`` when there are several ranks."""
+    if ctx is None:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def shutdown(ctx: DistContext | None) -> None:
+    if ctx is not None and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
