@@ -102,11 +102,48 @@ def _status(args: argparse.Namespace) -> int:
         if c.get("training"):
             t = c["training"]
             loss = "" if t["loss"] is None else f", loss {t['loss']:.4f}"
+            rate = "" if not t.get("samples_per_s") else f", {t['samples_per_s']:.0f} samples/s"
+            eta = "" if t.get("eta_s") is None else f", ETA {_duration(t['eta_s'])}"
+            cancel = ", cancel requested" if t.get("cancel_requested") else ""
             print(
-                f"    training {t['run']}: {t['status']} step {t['step']}/{t['total_steps']}{loss}"
+                f"    training {t['run']}: {t['status']} step {t['step']}/{t['total_steps']}"
+                f"{loss}{rate}{eta} (segment {t.get('segment', 0)}){cancel}"
             )
+            if t.get("error"):
+                print(f"    error: {t['error']}")
     print("queues: " + ", ".join(f"{q} {n}" for q, n in report["queues"].items()))
     return 0
+
+
+def _train_cancel(args: argparse.Namespace) -> int:
+    from ringrift import runs
+    from ringrift.service import current
+
+    with current().session() as s:
+        run = runs.request_cancel(s, args.run_id)
+        print(
+            f"{run.id}: cancel requested at step {run.step}/{run.total_steps}; it checkpoints "
+            "and stops at its next progress report"
+        )
+    return 0
+
+
+def _train_resume(args: argparse.Namespace) -> int:
+    from ringrift import runs
+    from ringrift.service import current
+
+    with current().session() as s:
+        run = runs.resume(s, args.run_id)
+        print(
+            f"{run.id}: pending again; the pipeline's next tick continues it from its newest "
+            "checkpoint"
+        )
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    s = max(0, round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -166,6 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="where each configuration's loop stands")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=_status)
+
+    train = sub.add_parser("train", help="act on a training run").add_subparsers(
+        dest="train_command", required=True
+    )
+    cancel = train.add_parser("cancel", help="stop a run at its next progress report")
+    cancel.add_argument("run_id", help="e.g. run-square8_2p-g3 (see `ringrift status`)")
+    cancel.set_defaults(func=_train_cancel)
+    resume = train.add_parser("resume", help="let a cancelled or failed run continue")
+    resume.add_argument("run_id")
+    resume.set_defaults(func=_train_resume)
 
     demo = sub.add_parser("demo", help="a random-vs-heuristic game, then the engine benchmark")
     demo.add_argument("--config", default="square8_2p")

@@ -94,6 +94,12 @@ def release(r: redis.Redis, key: str) -> None:
     r.delete(CLAIM_PREFIX + key)
 
 
+def hold(r: redis.Redis, key: str, seconds: int) -> None:
+    """(Re)take the claim on ``key`` for ``seconds`` from now: a long task that is alive keeps
+    the beat from starting its stage again."""
+    r.set(CLAIM_PREFIX + key, "held", ex=seconds)
+
+
 # ----- selfplay and collection ----------------------------------------------------------------
 
 
@@ -265,15 +271,17 @@ def _plan(svc: Service, config: str) -> tuple[str | None, Due | None]:
                         "init_model_id": st.best_model_id,
                         "status": "pending",
                         "total_steps": p.train_config().steps,
+                        "train_config": p.train_config().replace(arch=p.arch).to_json(),
                     }
                 ],
             )
             run = s.get(TrainingRun, run_name(config, k))
             assert run is not None
-        if run.status == "failed":
-            return "training failed", None  # waits for a person: `ringrift status` shows why
+        if run.status in ("failed", "cancelled"):
+            # waits for a person (`ringrift status` shows why; `ringrift train resume`)
+            return f"training {run.status}", None
         if run.status != "done":
-            return "training", Due("train", config, k, {"run_id": run.id})
+            return "training", Due("train", config, k, {"run_id": run.id, "segment": run.segment})
         candidate_id = run.result_model_id
         if candidate_id is None:
             raise ServiceError(f"training run {run.id} is done but names no model")

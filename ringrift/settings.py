@@ -2,6 +2,10 @@
 
 ``RINGRIFT_DATA_DIR`` (default ``~/.ringrift``) holds the SQLite ledger (unless
 ``RINGRIFT_DATABASE_URL`` points elsewhere), the artifact store and each worker's local cache.
+
+Training runs in segments of ``RINGRIFT_TRAIN_SEGMENT_SECONDS`` (default 1800) under a lease of
+``RINGRIFT_TRAIN_LEASE_SECONDS`` (default 120) that the worker renews as it goes; a worker that
+dies lets the lease lapse, and the run is taken up again after about three lease periods.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ class Settings:
     database_url: str
     artifact_root: Path
     cache_root: Path
+    train_lease_seconds: int = 120
+    train_segment_seconds: int = 1800
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -33,4 +39,19 @@ class Settings:
             database_url=database_url(data_dir),
             artifact_root=data_dir / "artifacts",
             cache_root=data_dir / "cache" / worker,
+            train_lease_seconds=_env_seconds("RINGRIFT_TRAIN_LEASE_SECONDS", 120),
+            train_segment_seconds=_env_seconds("RINGRIFT_TRAIN_SEGMENT_SECONDS", 1800),
         )
+
+
+def _env_seconds(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of seconds, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1 second, got {value}")
+    return value

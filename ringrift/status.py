@@ -70,6 +70,10 @@ def config_status(svc: Service, config: str) -> dict[str, Any]:
                 "step": run.step,
                 "total_steps": run.total_steps,
                 "loss": run.last_loss,
+                "samples_per_s": run.samples_per_s,
+                "eta_s": run.eta_s,
+                "segment": run.segment,
+                "cancel_requested": run.cancel_requested,
                 "error": run.error,
             }
     return out

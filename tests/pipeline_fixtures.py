@@ -72,8 +72,11 @@ LEDGER_COLUMNS: dict[str, tuple[str, ...]] = {
         "total_steps",
         "result_model_id",
         "error",
+        "segment",
+        "cancel_requested",
         "updated_at",
     ),
+    "checkpoints": ("run_id", "step", "path", "sha256", "size", "lease_token", "created_at"),
     "evaluation_matches": (
         "id",
         "evaluation_id",

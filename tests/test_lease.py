@@ -9,10 +9,10 @@ import pytest
 import redis
 
 from ringrift.lease import Lease, LeaseLost
+from ringrift.runs import claim, finish
 from ringrift.store import migrate
 from ringrift.store.db import database_url, make_engine, session_factory
 from ringrift.store.models import Artifact, Model, PipelineState, TrainingRun
-from ringrift.tasks.train import _claim_run, _finish_run
 from tests.training_fixtures import FAST
 from training.checkpoint import list_checkpoints
 from training.loop import train
@@ -81,14 +81,14 @@ def test_ledger_refuses_a_stale_token(tmp_path: Path) -> None:
             )
         )
         s.commit()
-        assert _claim_run(s, "run-x", 5)
-        assert _claim_run(s, "run-x", 7)  # a newer holder takes over
-        assert not _claim_run(s, "run-x", 6)  # an older one cannot come back
-        assert not _finish_run(s, "run-x", 5, "model-x", 10, 1.0)  # the stale holder's finish
+        assert claim(s, "run-x", 5)
+        assert claim(s, "run-x", 7)  # a newer holder takes over
+        assert not claim(s, "run-x", 6)  # an older one cannot come back
+        assert not finish(s, "run-x", 5, "model-x", 10, 1.0)  # the stale holder's finish
         s.commit()
         run = s.get(TrainingRun, "run-x")
         assert run is not None and run.status == "running" and run.lease_token == 7
-        assert _finish_run(s, "run-x", 7, "model-x", 10, 1.0)
+        assert finish(s, "run-x", 7, "model-x", 10, 1.0)
 
 
 def test_training_stops_before_writing_when_the_guard_refuses(

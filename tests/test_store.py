@@ -48,6 +48,7 @@ PG_ADMIN_URL = os.environ.get(
 )
 TABLES = {
     "artifacts",
+    "checkpoints",
     "evaluation_matches",
     "games",
     "models",
@@ -56,6 +57,7 @@ TABLES = {
     "training_runs",
 }
 CONFIG = "square8_2p"
+HEAD = "0003"  # the newest migration
 
 
 # --- databases --------------------------------------------------------------------------------
@@ -177,14 +179,14 @@ def test_migrate_creates_every_table_and_twice_is_a_no_op(db_url: str) -> None:
     eng = make_engine(db_url)
     try:
         assert set(inspect(eng).get_table_names()) == TABLES | {"alembic_version"}
-        assert _revision(eng) == _head(db_url) == "0002"
+        assert _revision(eng) == _head(db_url) == HEAD
         with session_factory(eng)() as s:
             _artifact(s)
             s.commit()
 
         ensure_schema(db_url)  # the same upgrade, as every worker runs it at start-up
         assert set(inspect(eng).get_table_names()) == TABLES | {"alembic_version"}
-        assert _revision(eng) == "0002"
+        assert _revision(eng) == HEAD
         with eng.connect() as conn:
             assert conn.scalar(select(func.count()).select_from(Artifact)) == 1
             assert conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
@@ -208,7 +210,6 @@ def test_migrate_indexes_and_foreign_keys(engine: Engine) -> None:
     }
     assert run_fks == {
         "dataset_artifact_id": "artifacts",
-        "checkpoint_artifact_id": "artifacts",
         "init_model_id": "models",
         "result_model_id": "models",
     }
@@ -244,7 +245,7 @@ def test_concurrent_migrations_run_one_after_the_other(db_url: str) -> None:
     assert errors == []
     eng = make_engine(db_url)
     try:
-        assert _revision(eng) == "0002"
+        assert _revision(eng) == HEAD
         assert set(inspect(eng).get_table_names()) >= TABLES
     finally:
         eng.dispose()

@@ -236,8 +236,11 @@ def test_train_delivered_twice(pipe: Pipe, trained: dict[str, Any]) -> None:
         assert run is not None and run.status == "done" and run.result_model_id == model_id
     before = pipe.snapshot()
     again = pipe.run(TRAIN, run_id, queue="cpu", timeout=120)
-    assert again == {"run_id": run_id, "model_id": model_id}
+    assert again == {"run_id": run_id, "status": "done", "model_id": model_id}
     assert_unchanged(before, pipe.snapshot(), "a second train delivery")
+    stale = pipe.run(TRAIN, run_id, 0, queue="cpu", timeout=120)  # an old segment's message
+    assert stale["status"] == "done"
+    assert_unchanged(before, pipe.snapshot(), "an old segment's message")
     assert pipe.count("models") == 1
     assert pipe.count("artifacts", "kind = 'model'") == 1
 

@@ -11,7 +11,9 @@ CUDA, Gloo on the CPU) and returns a ``DistContext``. The training loop then:
 - lets rank 0 alone decide to stop (``agree``), write checkpoints and the model, report
   progress and validate; the others wait at the barriers.
 
-BatchNorm statistics stay per rank (no ``SyncBatchNorm``): each rank normalises its own slice.
+BatchNorm normalises each rank's slice by that slice's own statistics (no ``SyncBatchNorm``);
+the running statistics are rank 0's, which DDP broadcasts to every rank before each forward
+pass (``broadcast_buffers``), and rank 0's are what the checkpoints and the model keep.
 Without ``WORLD_SIZE`` > 1, ``from_env`` returns None and the loop runs as one process.
 """
 
@@ -56,15 +58,21 @@ class DistContext:
         torch_dist.barrier()
 
 
-def from_env() -> DistContext | None:
-    """Join the process group torchrun describes in the environment; None for one process."""
+def from_env(device: str | None = None) -> DistContext | None:
+    """Join the process group torchrun describes in the environment; None for one process.
+
+    ``device`` is the training device (``TrainConfig.device``): NCCL for ``cuda``, Gloo for
+    anything else; None picks by whether CUDA is available. (A CPU run on a machine with GPUs
+    needs Gloo: NCCL cannot reduce CPU tensors.)
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return None
     rank = int(os.environ["RANK"])
     local = int(os.environ.get("LOCAL_RANK", rank))
     if not torch_dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        cuda = torch.cuda.is_available() if device is None else torch.device(device).type == "cuda"
+        backend = "nccl" if cuda else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(local)
         torch_dist.init_process_group(backend=backend)

@@ -185,7 +185,8 @@ def train(
     keys to the saved model's metadata. ``guard`` is called before every checkpoint and before
     the final model is written; it raises to stop a holder that may no longer write (a lost
     lease). Under ``dist`` (several ranks) only rank 0 reports, checkpoints and saves, and the
-    callbacks are called on rank 0 only.
+    callbacks other than ``verify_checkpoint`` (which every rank runs on the files it might
+    resume from) are called on rank 0 only; the ranks check that they resume from one step.
     """
     started = time.perf_counter()
     board = BoardType(board)
@@ -216,6 +217,14 @@ def train(
 
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     ckpt = latest_checkpoint(checkpoint_dir, verify=verify_checkpoint)
+    if dist is not None:  # every rank must continue from the same step as rank 0
+        mine = ckpt.step if ckpt is not None else -1
+        chosen = dist.agree(mine, device)
+        if chosen != mine:
+            raise TrainingError(
+                f"rank {dist.rank} found checkpoint step {mine} in {checkpoint_dir}, rank 0 "
+                f"found {chosen}; the ranks must share one checkpoint folder"
+            )
     if ckpt is not None:
         _check_resume(ckpt, config, identity, board)
 

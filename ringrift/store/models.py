@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
     true,
 )
@@ -44,7 +45,7 @@ NAMING_CONVENTION = {
 }
 
 ARTIFACT_KINDS = ("shard", "dataset", "model", "checkpoint")
-RUN_STATUSES = ("pending", "running", "done", "failed")
+RUN_STATUSES = ("pending", "running", "done", "failed", "cancelled")
 
 ID = String(128)  # game UUIDs, "shard-<16 hex>", "model-square8_2p-g3", evaluation ids
 CONFIG = String(32)  # "square8_2p"
@@ -98,7 +99,8 @@ class Artifact(Base):
 
 
 class TrainingRun(Base):
-    """One training of a candidate: resumable from ``checkpoint_artifact_id`` at ``step``."""
+    """One training of a candidate, trained in segments (``segment`` counts the hand-offs)
+    under a fenced lease; its checkpoints are listed in ``checkpoints``."""
 
     __tablename__ = "training_runs"
 
@@ -111,12 +113,19 @@ class TrainingRun(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
     step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     total_steps: Mapped[int] = mapped_column(Integer)
+    # the run's frozen TrainConfig as JSON, fixed when the run is created (None: the preset's)
+    train_config: Mapped[str | None] = mapped_column(Text)
     last_loss: Mapped[float | None] = mapped_column(Float)
-    checkpoint_artifact_id: Mapped[str | None] = mapped_column(ForeignKey("artifacts.id"))
+    samples_per_s: Mapped[float | None] = mapped_column(Float)
+    eta_s: Mapped[float | None] = mapped_column(Float)
     result_model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id", use_alter=True))
     error: Mapped[str | None] = mapped_column(Text)
     # fencing token of the lease allowed to write this run (see ringrift/lease.py)
     lease_token: Mapped[int | None] = mapped_column(BigInteger)
+    # the segment a delivery must carry to train (a stale hand-off message finds it moved on)
+    segment: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    resumed_from_step: Mapped[int | None] = mapped_column(Integer)  # of the latest segment
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 
@@ -124,6 +133,23 @@ class TrainingRun(Base):
         CheckConstraint(f"status IN {RUN_STATUSES!r}", name="status"),
         Index(None, "config", "generation"),
     )
+
+
+class Checkpoint(Base):
+    """A training checkpoint file, recorded before it takes its name: resuming trusts only a
+    file whose checksum matches its row. ``path`` is relative to the artifact store root."""
+
+    __tablename__ = "checkpoints"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("training_runs.id"), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    lease_token: Mapped[int] = mapped_column(BigInteger)  # the writer's
+    created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (CheckConstraint("length(sha256) = 64", name="sha256_length"),)
 
 
 class Model(Base):

@@ -52,7 +52,9 @@ def start(due: Due) -> None:
         )
     elif due.stage == "train":
         app.send_task(
-            "ringrift.train.train_model", args=(d["run_id"],), queue=pick(app, 1, gpu_only=True)[0]
+            "ringrift.train.train_model",
+            args=(d["run_id"], d["segment"]),
+            queue=pick(app, 1, gpu_only=True)[0],
         )
     elif due.stage == "evaluate":
         p = preset(d["preset"])

@@ -1,120 +1,186 @@
 """``ringrift.train.train_model``: train the candidate of one iteration from its dataset,
-starting from the current best model, with atomic checkpoints; a redelivered task resumes from
-the newest checkpoint. Progress shows as the ``PROGRESS`` state (step, total, loss) in Flower
-and on the training run row in ``ringrift status``."""
+starting from the current best model, in segments handed from one task to the next.
+
+Why segments: the broker (Redis) hands an unacknowledged message to another worker once it has
+been held longer than the visibility timeout (2 h here), and a late-acknowledged task that ran
+longer would then run twice. So one delivery trains for at most ``RINGRIFT_TRAIN_SEGMENT_SECONDS``
+(30 min by default; refused unless well under the timeout), checkpoints, moves the run's
+``segment`` on in the ledger, sends the message for the next segment and acknowledges its own.
+No message is ever held longer than one segment, and a stale copy of an old segment's message
+(a redelivery, a duplicate start) finds the run's segment moved on and does nothing.
+
+Exactly one writer: each delivery takes the run's fenced lease (``ringrift.lease``); a second
+delivery while the first holds it stops at once, and every ledger write (progress, checkpoint
+records, hand-off, finish) is conditioned on the holder's token (``ringrift.runs``).
+
+A dead worker (kill -9, OOM, lost connection) stops renewing its lease and the stage claim it
+keeps alive; after about three lease periods the pipeline's beat tick starts the run's current
+segment again, which resumes from the newest checkpoint whose checksum matches its ledger
+record, so at most one checkpoint interval is lost. Cancelling is a flag
+(``ringrift train cancel``) that the loop reads at every progress report: it checkpoints and
+stops, and ``ringrift train resume`` continues from there.
+
+Progress shows as the ``PROGRESS`` state (step, total, losses, samples/s, ETA) in Flower and on
+the run row in ``ringrift status``.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from celery.utils.log import get_task_logger
-from sqlalchemy import CursorResult, or_, update
 
+from ringrift import runs
 from ringrift.ai.encoding import ENCODER_VERSION
 from ringrift.celery import app
 from ringrift.errors import ServiceError
 from ringrift.lease import Lease, LeaseLost
-from ringrift.pipeline import candidate_name, load_state, release
-from ringrift.presets import preset
-from ringrift.service import current, redis_client
+from ringrift.pipeline import candidate_name, hold, load_state, release
+from ringrift.presets import Preset, preset
+from ringrift.service import Service, current, redis_client
 from ringrift.store import record_artifact
-from ringrift.store.models import Artifact, Model, TrainingRun, utcnow
+from ringrift.store.models import Artifact, Model, TrainingRun
 from ringrift.tasks.common import model_file
+from training.checkpoint import checkpoint_path
+from training.config import ConfigError, TrainConfig
 from workers import runtime
 
 log = get_task_logger(__name__)
 
+# A segment must end, checkpoint and hand off well before the broker would redeliver it.
+SEGMENT_SHARE_OF_VISIBILITY = 0.5
 
-LEASE_SECONDS = 120  # renewed at every progress report and checkpoint; a dead holder's lapses
+
+def segment_budget(svc: Service) -> int:
+    """Seconds one delivery may train; ``ServiceError`` if the settings would let a segment
+    outlive half the broker's visibility timeout."""
+    seconds = svc.settings.train_segment_seconds
+    options = app.conf.broker_transport_options or {}
+    visibility = float(options.get("visibility_timeout", 3600))  # kombu's Redis default
+    if seconds > SEGMENT_SHARE_OF_VISIBILITY * visibility:
+        raise ServiceError(
+            f"RINGRIFT_TRAIN_SEGMENT_SECONDS={seconds} must be at most half the broker's "
+            f"visibility timeout ({visibility:.0f} s), or Redis would deliver a running segment "
+            "to a second worker"
+        )
+    return seconds
+
+
+def run_config(run_id: str, frozen: str | None, p: Preset) -> TrainConfig:
+    """The run's own frozen config, or (a run recorded without one) its preset's."""
+    if frozen is None:
+        return p.train_config().replace(arch=p.arch)
+    try:
+        return TrainConfig.from_json(frozen)
+    except ConfigError as e:
+        raise ConfigError(f"{run_id}: the recorded training config is unusable: {e}") from None
 
 
 @app.task(name="ringrift.train.train_model", bind=True)
-def train_model(self: Any, run_id: str) -> dict[str, Any]:
-    """Train one run under its fenced lease: a second delivery while the first still holds the
-    lease stops at once, and a holder whose lease lapsed cannot write checkpoints or finish the
-    run (the ledger compares its token)."""
+def train_model(self: Any, run_id: str, segment: int | None = None) -> dict[str, Any]:
+    """Train one segment of ``run_id`` under its fenced lease, then hand off or finish.
+
+    ``segment`` is the run's segment this message was sent for; None (a manual start) trains
+    whatever segment the run is at.
+    """
     if not isinstance(run_id, str) or not run_id.startswith("run-"):
         raise ServiceError(f"run_id must name a training run, got {run_id!r}")
-    lease = Lease(redis_client(), run_id, LEASE_SECONDS)
+    if segment is not None and (
+        not isinstance(segment, int) or isinstance(segment, bool) or segment < 0
+    ):
+        raise ServiceError(f"segment must be a non-negative integer or None, got {segment!r}")
+    svc = current()
+    budget = segment_budget(svc)
+    lease = Lease(redis_client(), run_id, svc.settings.train_lease_seconds)
     if not lease.acquire():
         log.warning("%s is being trained by another delivery; not starting a second", run_id)
         return {"run_id": run_id, "skipped": "running elsewhere"}
     try:
-        return _train(self, run_id, lease)
+        return _train(self, svc, run_id, segment, lease, budget)
     finally:
         lease.release()
 
 
-def _claim_run(s: Any, run_id: str, token: int) -> bool:
-    """Record ``token`` as the run's writer unless a newer lease already did."""
-    stmt = (
-        update(TrainingRun)
-        .where(
-            TrainingRun.id == run_id,
-            or_(TrainingRun.lease_token.is_(None), TrainingRun.lease_token < token),
-        )
-        .values(lease_token=token, status="running", updated_at=utcnow())
-    )
-    return bool(s.execute(stmt).rowcount)
+def _train(
+    self: Any, svc: Service, run_id: str, segment: int | None, lease: Lease, budget: int
+) -> dict[str, Any]:
+    from training.loop import CANCELLED, SEGMENT, train
 
-
-def _finish_run(s: Any, run_id: str, token: int, model_id: str, steps: int, loss: float) -> bool:
-    """Mark the run done, if ``token`` is still the run's writer."""
-    stmt = (
-        update(TrainingRun)
-        .where(TrainingRun.id == run_id, TrainingRun.lease_token == token)
-        .values(
-            status="done", result_model_id=model_id, step=steps, last_loss=loss, updated_at=utcnow()
-        )
-    )
-    return cast(CursorResult[Any], s.execute(stmt)).rowcount == 1
-
-
-def _train(self: Any, run_id: str, lease: Lease) -> dict[str, Any]:
-    from training.loop import train
-
-    svc = current()
+    r = redis_client()
     with svc.session() as s:
         run = s.get(TrainingRun, run_id)
         if run is None:
             raise ServiceError(f"training run {run_id!r} is not in the ledger")
-        if run.status == "done":
-            log.info("%s already finished (redelivery): %s", run_id, run.result_model_id)
-            return {"run_id": run_id, "model_id": run.result_model_id}
+        if run.status in ("done", "cancelled"):
+            log.info("%s is already %s (a late delivery): nothing to do", run_id, run.status)
+            return {"run_id": run_id, "status": run.status, "model_id": run.result_model_id}
+        if segment is not None and segment != run.segment:
+            log.info(
+                "%s: message for segment %d, the run is at %d: stale", run_id, segment, run.segment
+            )
+            return {"run_id": run_id, "skipped": f"stale segment {segment}"}
+        segment = run.segment
         st = load_state(s, run.config)
         p = preset(st.preset)
         config, generation = run.config, run.generation
+        stage_key = f"{config}:{generation}:train"
         dataset = s.get(Artifact, run.dataset_artifact_id)
         if dataset is None:
             raise ServiceError(f"{run_id}: dataset {run.dataset_artifact_id} is missing")
-        dataset_path = svc.cache.pull(dataset.id, dataset.path, dataset.sha256)
-        init_path = None
-        if run.init_model_id:
-            _, init_path = model_file(svc, s, run.init_model_id)
         init_model_id = run.init_model_id
-        if not _claim_run(s, run_id, lease.token):
+        cancel = run.cancel_requested
+        frozen = run.train_config
+        if not runs.claim(s, run_id, lease.token):
             raise LeaseLost(f"{run_id}: a newer lease than token {lease.token} owns the run")
-    cfg = dataclasses.replace(p.train_config(), arch=p.arch, device=runtime.DEVICE)
+    if cancel:
+        with svc.session() as s:
+            runs.mark(s, run_id, lease.token, "cancelled")
+        release(r, stage_key)
+        log.info("%s: cancelled before segment %d started", run_id, segment)
+        return {"run_id": run_id, "status": "cancelled"}
+    with svc.session() as s:
+        dataset_path = svc.cache.pull(dataset.id, dataset.path, dataset.sha256)
+        init_path = model_file(svc, s, init_model_id)[1] if init_model_id else None
+    claim_seconds = 3 * svc.settings.train_lease_seconds
+    hold(r, stage_key, claim_seconds)  # the beat restarts the run only once this lapses
+
     board = config.split("_")[0]
     checkpoints = svc.store.root / "runs" / run_id
+    stop_asked = False
 
     def progress(step: int, total: int, losses: dict[str, float]) -> None:
+        nonlocal stop_asked
         lease.renew()
-        loss = float(losses["total"])
+        hold(r, stage_key, claim_seconds)
+        with svc.session() as s2:
+            stop_asked = runs.report(s2, run_id, lease.token, step, total, losses)
         self.update_state(
             state="PROGRESS",
-            meta={"run_id": run_id, "step": step, "total": total, "loss": loss, **losses},
+            meta={
+                "run_id": run_id,
+                "segment": segment,
+                "step": step,
+                "total": total,
+                "loss": float(losses["total"]),
+                **losses,
+            },
         )
+
+    def on_checkpoint(step: int, sha256: str, size: int) -> None:
+        rel = checkpoint_path(checkpoints, step).relative_to(svc.store.root).as_posix()
         with svc.session() as s2:
-            row = s2.get(TrainingRun, run_id)
-            if row is not None and row.lease_token == lease.token:
-                row.step, row.total_steps, row.last_loss = step, total, loss
+            runs.record_checkpoint(s2, run_id, lease.token, step, rel, sha256, size)
+
+    def verify(path: Path) -> None:
+        with svc.session() as s2:
+            runs.verify_checkpoint(s2, run_id, path, int(path.stem.split("_")[1]))
 
     name = candidate_name(config, generation)
     try:
+        cfg = run_config(run_id, frozen, p).replace(device=runtime.DEVICE)
         with tempfile.TemporaryDirectory(dir=svc.settings.data_dir) as tmp:
             out = Path(tmp) / "model.pt"
             result = train(
@@ -128,15 +194,34 @@ def _train(self: Any, run_id: str, lease: Lease) -> dict[str, Any]:
                 guard=lease.renew,
                 generation=generation + 1,
                 meta={"config": config, "run_id": run_id},
+                deadline=time.monotonic() + budget,
+                should_stop=lambda: CANCELLED if stop_asked else None,
+                on_checkpoint=on_checkpoint,
+                verify_checkpoint=verify,
             )
-            ref = svc.store.put_file("model", out, name=name, config=config)
+            ref = (
+                svc.store.put_file("model", out, name=name, config=config)
+                if result.finished
+                else None
+            )
     except ValueError as e:  # bad data or a mismatched model: a person must look
         with svc.session() as s:
-            row = s.get(TrainingRun, run_id)
-            if row is not None and row.lease_token == lease.token:
-                row.status, row.error = "failed", f"{type(e).__name__}: {e}"
-        release(redis_client(), f"{config}:{generation}:train")
+            runs.mark(s, run_id, lease.token, "failed", f"{type(e).__name__}: {e}")
+        release(r, stage_key)
         raise
+    with svc.session() as s:
+        row = s.get(TrainingRun, run_id)
+        if row is not None and row.lease_token == lease.token:
+            row.resumed_from_step = result.resumed_from_step
+    if result.stopped == SEGMENT:
+        return _hand_off(self, svc, run_id, segment, lease, result.steps, stage_key, claim_seconds)
+    if result.stopped == CANCELLED:
+        with svc.session() as s:
+            runs.mark(s, run_id, lease.token, "cancelled")
+        release(r, stage_key)
+        log.info("%s: cancelled at step %d (checkpointed)", run_id, result.steps)
+        return {"run_id": run_id, "status": "cancelled", "step": result.steps}
+    assert ref is not None
     with svc.session() as s:
         record_artifact(s, ref, config)
         if s.get(Model, name) is None:
@@ -154,20 +239,51 @@ def _train(self: Any, run_id: str, lease: Lease) -> dict[str, Any]:
                 )
             )
             s.flush()
-        if not _finish_run(
-            s, run_id, lease.token, name, result.steps, float(result.final_losses["train_total"])
-        ):
+        loss = float(result.final_losses["train_total"])
+        if not runs.finish(s, run_id, lease.token, name, result.steps, loss):
             # rolls the model row back with the session
             raise LeaseLost(f"{run_id}: token {lease.token} is stale; a newer lease owns the run")
     log.info(
-        "%s: trained %s in %d steps (resumed from %s)",
+        "%s: trained %s in %d steps (this segment resumed from %s)",
         run_id,
         name,
         result.steps,
         result.resumed_from_step,
     )
-    release(redis_client(), f"{config}:{generation}:train")
+    release(r, stage_key)
     from ringrift.tasks.pipeline import advance
 
     advance(config)
     return {"run_id": run_id, "model_id": name, "steps": result.steps}
+
+
+def _hand_off(
+    self: Any,
+    svc: Service,
+    run_id: str,
+    segment: int,
+    lease: Lease,
+    step: int,
+    stage_key: str,
+    claim_seconds: int,
+) -> dict[str, Any]:
+    """Move the run to its next segment in the ledger, then send that segment's message.
+
+    In that order: if this worker dies between the two, the beat finds the run's lease and
+    claim lapsed and sends the message itself; a message sent first could race a redelivery of
+    this one.
+    """
+    with svc.session() as s:
+        if not runs.hand_off(s, run_id, lease.token, segment, step):
+            raise LeaseLost(f"{run_id}: token {lease.token} no longer owns segment {segment}")
+    hold(redis_client(), stage_key, claim_seconds)
+    queue = (self.request.delivery_info or {}).get("routing_key") or None
+    train_model.apply_async(args=(run_id, segment + 1), queue=queue)
+    log.info(
+        "%s: segment %d ended at step %d; handed on to segment %d",
+        run_id,
+        segment,
+        step,
+        segment + 1,
+    )
+    return {"run_id": run_id, "handed_off_to_segment": segment + 1, "step": step}
