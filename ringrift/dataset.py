@@ -23,11 +23,27 @@ array             dtype, shape       meaning
                                      game, and only for games that reached a result
 ``game_index``    int32 (N,)         index of the source game in ``meta["game_ids"]``, so that
                                      a train/validation split can keep games whole
+``sym_offset``    int64 (N+1,)       only in files written without ``augment`` (meta
+``sym_action``    int32 (E,)         ``symmetry_maps`` true): for on-the-fly augmentation,
+``sym_mapped``    int32 (E, K)       row ``i``'s legal actions that ``cell_action_tables``
+                                     cannot map (line and territory actions, entries -1), CSR
+                                     with ``sym_offset``, ascending in ``sym_action``, and
+                                     each one's index under every symmetry in ``sym_mapped``
+                                     (``symmetry.symmetries`` order, ``K`` of them; column 0
+                                     is the identity)
 ``meta``          str (0-d)          JSON: ``format``, ``version``, ``encoder_version``,
                                      ``board``, ``action_size``, ``num_samples``,
                                      ``num_games``, ``game_ids``, ``augmented``,
-                                     ``symmetries`` and the writer's caller's keys
+                                     ``symmetries``, ``symmetry_maps`` and the writer's
+                                     caller's keys
 ================  =================  ========================================================
+
+With ``augment`` every symmetric copy is a row of its own (8 or 12 times the rows); without it
+each position is one row and a trainer draws a symmetry per sample as it builds a batch: the
+planes move by ``Symmetry.grid_gather`` (the globals do not depend on the orientation), the
+action indices by ``cell_action_tables`` and, where those give -1, by the row's ``sym_*`` maps.
+Files written before the maps existed lack the three arrays (and ``symmetry_maps``); they load
+as before, with ``Dataset.has_symmetry_maps`` false.
 
 ``write_dataset`` keeps its memory bounded whatever the number of games: a cheap first pass
 over the policy targets counts the rows, the arrays are allocated as ``.npy`` memory maps in a
@@ -36,8 +52,9 @@ temporary folder beside the output, filled a chunk of rows at a time, and stream
 ``os.replace`` moves into place; a reader never sees a half-written file.
 
 ``load_dataset`` checks everything a trainer relies on (format, version, encoder version, board,
-array shapes and CSR consistency) and raises ``DatasetError`` naming the file. Because the
-``.npz`` is uncompressed, it maps the arrays from the file instead of reading them into memory.
+array shapes and CSR consistency, the symmetry maps' too when present) and raises
+``DatasetError`` naming the file. Because the ``.npz`` is uncompressed, it maps the arrays from
+the file instead of reading them into memory.
 """
 
 from __future__ import annotations
@@ -89,6 +106,12 @@ ARRAYS: dict[str, np.dtype[Any]] = {
     "value": np.dtype(np.float32),
     "value_mask": np.dtype(np.uint8),
     "game_index": np.dtype(np.int32),
+}
+# Written without ``augment`` only (meta ``symmetry_maps``); older files lack them.
+SYMMETRY_ARRAYS: dict[str, np.dtype[Any]] = {
+    "sym_offset": np.dtype(np.int64),
+    "sym_action": np.dtype(np.int32),
+    "sym_mapped": np.dtype(np.int32),
 }
 
 
@@ -205,6 +228,8 @@ class _Chunk:
         self.value: list[np.ndarray] = []
         self.value_mask: list[np.ndarray] = []
         self.game_index: list[int] = []
+        self.sym_action: list[np.ndarray] = []  # per row, when writing symmetry maps
+        self.sym_mapped: list[np.ndarray] = []
 
     def __len__(self) -> int:
         return len(self.game_index)
@@ -246,6 +271,19 @@ def _cell_action_tables(board: BoardType) -> tuple[np.ndarray, ...]:
     return tuple(tables)
 
 
+@functools.cache
+def cell_action_tables(board: BoardType) -> np.ndarray:
+    """``int64 (K, A)``: row ``k`` maps an action index to its index under ``symmetries(board)[k]``.
+
+    -1 for line and territory actions, which only the move itself determines: a dataset written
+    without ``augment`` stores those per row (``Dataset.sym_action``, ``Dataset.sym_mapped``).
+    Read-only.
+    """
+    out = np.stack(_cell_action_tables(board))
+    out.setflags(write=False)
+    return out
+
+
 def _action_maps(
     state: GameState, groups: dict[int, list[Move]], group: Sequence[Symmetry]
 ) -> list[np.ndarray]:
@@ -283,9 +321,11 @@ def write_dataset(
     """Export every policy target of ``games`` (shard game dicts) as training samples.
 
     One row per target and per board symmetry (8 on square boards, 12 on hex boards) when
-    ``augment``, the identity only otherwise. ``chunk_positions`` is the number of rows held in
-    memory before they are copied into the memory-mapped arrays. ``games`` is read twice (count,
-    then fill): a one-shot iterable is turned into a list of the game dicts first.
+    ``augment``; otherwise the identity only, with the symmetry maps of the line and territory
+    actions (``sym_*``, see the module doc) for augmenting on the fly. ``chunk_positions`` is
+    the number of rows held in memory before they are copied into the memory-mapped arrays.
+    ``games`` is read twice (count, then fill): a one-shot iterable is turned into a list of the
+    game dicts first.
 
     Raises ``DatasetError`` for a game of another board, a policy target naming an action that
     is not legal in its position, unreadable targets, or no positions at all.
@@ -297,6 +337,8 @@ def write_dataset(
         raise ValueError(f"chunk_positions must be positive, got {chunk_positions}")
     game_list = games if isinstance(games, Sequence) else list(games)
     group = symmetries(board) if augment else symmetries(board)[:1]
+    maps = not augment  # store the symmetry maps for augmenting on the fly
+    num_syms = len(symmetries(board))
     space = action_space(board)
     size = geometry(board).size
 
@@ -325,8 +367,9 @@ def write_dataset(
         mm: dict[str, np.ndarray] = {}
 
         def alloc(name: str, shape: tuple[int, ...]) -> np.ndarray:
+            dtype = ARRAYS[name] if name in ARRAYS else SYMMETRY_ARRAYS[name]
             arr = np.lib.format.open_memmap(
-                work / f"{name}.npy", mode="w+", dtype=ARRAYS[name], shape=shape
+                work / f"{name}.npy", mode="w+", dtype=dtype, shape=shape
             )
             mm[name] = arr
             return arr
@@ -342,17 +385,27 @@ def write_dataset(
         alloc("game_index", (rows,))
         mm["policy_offset"][0] = 0
         mm["legal_offset"][0] = 0
-        # The legal sets' total size is known only after replaying every position, so they
-        # are appended to a raw file and mapped once complete.
+        if maps:
+            alloc("sym_offset", (rows + 1,))
+            mm["sym_offset"][0] = 0
+        # The legal sets' total size (and the symmetry maps') is known only after replaying
+        # every position, so they are appended to raw files and mapped once complete.
         legal_raw = work / "legal_index.raw"
+        sym_action_raw = work / "sym_action.raw"
+        sym_mapped_raw = work / "sym_mapped.raw"
         row = 0
         policy_pos = 0
         legal_pos = 0
+        sym_pos = 0
 
-        with legal_raw.open("wb") as legal_file:
+        with (
+            legal_raw.open("wb") as legal_file,
+            sym_action_raw.open("wb") as sym_action_file,
+            sym_mapped_raw.open("wb") as sym_mapped_file,
+        ):
 
             def flush(chunk: _Chunk) -> None:
-                nonlocal row, policy_pos, legal_pos
+                nonlocal row, policy_pos, legal_pos, sym_pos
                 k = len(chunk)
                 if k == 0:
                     return
@@ -372,6 +425,13 @@ def write_dataset(
                 l_idx.tofile(legal_file)
                 lens = np.fromiter((a.size for a in chunk.legal_index), np.int64, count=k)
                 mm["legal_offset"][row + 1 : end + 1] = legal_pos + np.cumsum(lens)
+                if maps:
+                    s_act = np.concatenate(chunk.sym_action).astype(np.int32)
+                    s_act.tofile(sym_action_file)
+                    np.concatenate(chunk.sym_mapped).astype(np.int32).tofile(sym_mapped_file)
+                    lens = np.fromiter((a.size for a in chunk.sym_action), np.int64, count=k)
+                    mm["sym_offset"][row + 1 : end + 1] = sym_pos + np.cumsum(lens)
+                    sym_pos += s_act.size
                 row, policy_pos, legal_pos = end, p_end, legal_pos + l_idx.size
 
             chunk = _Chunk()
@@ -399,6 +459,7 @@ def write_dataset(
                             group,
                             space.size,
                             seat_values,
+                            maps,
                         )
                         if len(chunk) >= chunk_positions:
                             flush(chunk)
@@ -425,6 +486,19 @@ def write_dataset(
             if legal_pos
             else np.zeros(0, dtype=np.int32)
         )
+        sym_arrays: dict[str, Any] = {}
+        if maps:
+            sym_arrays["sym_offset"] = mm["sym_offset"]
+            sym_arrays["sym_action"] = (
+                np.memmap(sym_action_raw, dtype=np.int32, mode="r", shape=(sym_pos,))
+                if sym_pos
+                else np.zeros(0, dtype=np.int32)
+            )
+            sym_arrays["sym_mapped"] = (
+                np.memmap(sym_mapped_raw, dtype=np.int32, mode="r", shape=(sym_pos, num_syms))
+                if sym_pos
+                else np.zeros((0, num_syms), dtype=np.int32)
+            )
 
         info = {
             **(meta or {}),
@@ -438,12 +512,14 @@ def write_dataset(
             "game_ids": game_ids,
             "augmented": bool(augment),
             "symmetries": len(group),
+            "symmetry_maps": maps,
         }
         arrays: dict[str, Any] = {name: mm[name] for name in ARRAYS if name != "legal_index"}
         arrays["legal_index"] = legal_index
+        arrays |= sym_arrays
         with atomic_file(out_path) as f:
             np.savez(f, allow_pickle=False, meta=np.array(json.dumps(info)), **arrays)
-        del arrays, legal_index
+        del arrays, legal_index, sym_arrays
         mm.clear()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -469,6 +545,7 @@ def _add_position(
     group: Sequence[Symmetry],
     action_size: int,
     seat_values: np.ndarray | None,
+    maps: bool = False,
 ) -> None:
     groups = legal_action_moves(state)
     for a in actions.tolist():
@@ -505,6 +582,25 @@ def _add_position(
         chunk.value.append(value)
         chunk.value_mask.append(mask)
         chunk.game_index.append(gi)
+    if maps:
+        _add_symmetry_maps(chunk, state, groups)
+
+
+def _add_symmetry_maps(chunk: _Chunk, state: GameState, groups: dict[int, list[Move]]) -> None:
+    """The row's ``sym_action`` and ``sym_mapped``: every symmetry's index of each legal action
+    that ``cell_action_tables`` leaves -1, from the same maps an augmented export writes."""
+    board = state.geo.board
+    group = symmetries(board)
+    legal = np.fromiter(groups, dtype=np.int64, count=len(groups))
+    unmapped = np.flatnonzero((cell_action_tables(board)[:, legal] < 0).any(axis=0))
+    if unmapped.size == 0:
+        chunk.sym_action.append(np.zeros(0, dtype=np.int64))
+        chunk.sym_mapped.append(np.zeros((0, len(group)), dtype=np.int64))
+        return
+    unmapped = unmapped[np.argsort(legal[unmapped])]
+    mapped = np.stack(_action_maps(state, groups, group), axis=1)  # (legal, K)
+    chunk.sym_action.append(legal[unmapped])
+    chunk.sym_mapped.append(mapped[unmapped])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -527,9 +623,25 @@ class Dataset:
     value: np.ndarray
     value_mask: np.ndarray
     game_index: np.ndarray
+    # The symmetry maps (module doc); None in augmented files and in files older than them.
+    sym_offset: np.ndarray | None = None
+    sym_action: np.ndarray | None = None
+    sym_mapped: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.planes.shape[0])
+
+    @property
+    def has_symmetry_maps(self) -> bool:
+        """Whether rows can be augmented on the fly (written without ``augment``, with maps)."""
+        return self.sym_offset is not None
+
+    def symmetry_maps(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row ``i``'s stored maps: (actions ``(E,)``, their indices per symmetry ``(E, K)``)."""
+        if self.sym_offset is None or self.sym_action is None or self.sym_mapped is None:
+            raise DatasetError(f"{self.path}: no symmetry maps in this dataset")
+        a, b = int(self.sym_offset[i]), int(self.sym_offset[i + 1])
+        return np.asarray(self.sym_action[a:b]), np.asarray(self.sym_mapped[a:b])
 
     @property
     def board(self) -> BoardType:
@@ -606,7 +718,13 @@ def load_dataset(
                 raise DatasetError(f"{path}: not a ringrift dataset (missing {', '.join(missing)})")
             with zf.open(members["meta"]) as f:
                 meta_arr = np.lib.format.read_array(f, allow_pickle=False)
-            for name in ARRAYS:
+            present = [n for n in SYMMETRY_ARRAYS if n in members]
+            if present and len(present) != len(SYMMETRY_ARRAYS):
+                missing = [n for n in SYMMETRY_ARRAYS if n not in members]
+                raise DatasetError(
+                    f"{path}: inconsistent dataset: symmetry maps without {', '.join(missing)}"
+                )
+            for name in (*ARRAYS, *present):
                 arr = _map_member(path, members[name]) if mmap else None
                 if arr is None:
                     with zf.open(members[name]) as f:
@@ -636,6 +754,7 @@ def load_dataset(
     if meta.get("board") != board.value:
         raise DatasetError(f"{path}: board {meta.get('board')!r}, expected {board.value!r}")
     _check_arrays(path, meta, arrays, board)
+    _check_symmetry_maps(path, meta, arrays, board)
     return Dataset(path=path, meta=meta, **arrays)
 
 
@@ -685,3 +804,41 @@ def _check_arrays(
     gidx = a["game_index"]
     if n and (int(gidx.min()) < 0 or int(gidx.max()) >= len(game_ids)):
         raise bad("game_index outside the game list")
+
+
+def _check_symmetry_maps(
+    path: Path, meta: dict[str, Any], a: dict[str, np.ndarray], board: BoardType
+) -> None:
+    def bad(what: str) -> DatasetError:
+        return DatasetError(f"{path}: inconsistent dataset: {what}")
+
+    has = "sym_offset" in a
+    if bool(meta.get("symmetry_maps", False)) != has:
+        stored = "stored" if has else "not stored"
+        raise bad(f"meta symmetry_maps is {meta.get('symmetry_maps')!r} but the maps are {stored}")
+    if not has:
+        return
+    if meta.get("augmented"):
+        raise bad("symmetry maps in an augmented dataset")
+    for name, dtype in SYMMETRY_ARRAYS.items():
+        if a[name].dtype != dtype:
+            raise bad(f"{name} has dtype {a[name].dtype}, expected {dtype}")
+    n = a["planes"].shape[0]
+    k = len(symmetries(board))
+    offset, action, mapped = a["sym_offset"], a["sym_action"], a["sym_mapped"]
+    if offset.shape != (n + 1,):
+        raise bad(f"sym_offset has shape {offset.shape}, expected {(n + 1,)}")
+    if action.ndim != 1 or mapped.shape != (action.shape[0], k):
+        raise bad(f"sym_mapped has shape {mapped.shape}, expected {(action.shape[0], k)}")
+    if offset[0] != 0 or offset[-1] != action.shape[0]:
+        raise bad("sym_offset does not span sym_action")
+    if n and (np.diff(offset) < 0).any():
+        raise bad("sym_offset decreases")
+    if action.size:
+        action_size = action_space(board).size
+        if int(action.min()) < 0 or int(action.max()) >= action_size:
+            raise bad(f"sym_action outside the action space [0, {action_size})")
+        if int(mapped.min()) < 0 or int(mapped.max()) >= action_size:
+            raise bad(f"sym_mapped outside the action space [0, {action_size})")
+        if not np.array_equal(mapped[:, 0], action):
+            raise bad("sym_mapped's identity column differs from sym_action")

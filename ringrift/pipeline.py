@@ -271,7 +271,7 @@ def _plan(svc: Service, config: str) -> tuple[str | None, Due | None]:
                         "init_model_id": st.best_model_id,
                         "status": "pending",
                         "total_steps": p.train_config().steps,
-                        "train_config": p.train_config().replace(arch=p.arch).to_json(),
+                        "train_config": p.train_config().to_json(),
                     }
                 ],
             )

@@ -35,9 +35,12 @@ class Preset:
     claim_seconds: int  # a started stage with no result after this long is started again
 
     def train_config(self) -> TrainConfig:
+        """The training config of this preset's runs: its network, and a random board symmetry
+        per sample (export writes each position once)."""
         from training.config import TrainConfig
 
-        return TrainConfig.tiny() if self.train_preset == "tiny" else TrainConfig.default()
+        base = TrainConfig.tiny() if self.train_preset == "tiny" else TrainConfig.default()
+        return base.replace(arch=self.arch, augment=True)
 
 
 TINY = Preset(

@@ -6,6 +6,8 @@
 Training runs in segments of ``RINGRIFT_TRAIN_SEGMENT_SECONDS`` (default 1800) under a lease of
 ``RINGRIFT_TRAIN_LEASE_SECONDS`` (default 120) that the worker renews as it goes; a worker that
 dies lets the lease lapse, and the run is taken up again after about three lease periods.
+``RINGRIFT_TRAIN_RANKS`` (default 1) above 1 trains each segment with DDP on that many
+processes under torchrun: the worker's GPU and the ones after it (``ringrift.ddp_train``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Settings:
     cache_root: Path
     train_lease_seconds: int = 120
     train_segment_seconds: int = 1800
+    train_ranks: int = 1  # >1: each training segment runs as DDP on this many processes
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -39,19 +42,21 @@ class Settings:
             database_url=database_url(data_dir),
             artifact_root=data_dir / "artifacts",
             cache_root=data_dir / "cache" / worker,
-            train_lease_seconds=_env_seconds("RINGRIFT_TRAIN_LEASE_SECONDS", 120),
-            train_segment_seconds=_env_seconds("RINGRIFT_TRAIN_SEGMENT_SECONDS", 1800),
+            train_lease_seconds=_env_positive("RINGRIFT_TRAIN_LEASE_SECONDS", 120),
+            train_segment_seconds=_env_positive("RINGRIFT_TRAIN_SEGMENT_SECONDS", 1800),
+            train_ranks=_env_positive("RINGRIFT_TRAIN_RANKS", 1),
         )
 
 
-def _env_seconds(name: str, default: int) -> int:
+def _env_positive(name: str, default: int) -> int:
+    """A positive whole number from the environment (seconds, or a count)."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a whole number of seconds, got {raw!r}") from None
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
     if value < 1:
-        raise ValueError(f"{name} must be at least 1 second, got {value}")
+        raise ValueError(f"{name} must be at least 1, got {value}")
     return value

@@ -282,7 +282,13 @@ def dataset(pipe: Pipe) -> str:
 
     tmp = scratch_dir(pipe)
     games = play_shard(tmp / "games.jsonl.gz", CONFIG, [11, 12], "ds")
-    write_dataset(games, tmp / "dataset.npz", "square8", meta={"config": CONFIG, "generation": 0})
+    write_dataset(
+        games,
+        tmp / "dataset.npz",
+        "square8",
+        augment=False,
+        meta={"config": CONFIG, "generation": 0},
+    )
     return pipe.put_artifact("dataset", tmp / "dataset.npz", "dataset-square8_2p-test", CONFIG)
 
 

@@ -37,7 +37,12 @@ TICK = "ringrift.pipeline.tick"
 LEASE_S = 4
 INTERVAL = 20  # checkpoint_every
 RUN_CONFIG = TrainConfig.tiny().replace(
-    arch="b2c32", batch_size=32, steps=500, checkpoint_every=INTERVAL, keep_checkpoints=3
+    arch="b2c32",
+    batch_size=32,
+    steps=500,
+    checkpoint_every=INTERVAL,
+    keep_checkpoints=3,
+    augment=True,  # a random symmetry per sample, as the pipeline trains
 )
 WORKER_ENV = {
     "RINGRIFT_TRAIN_LEASE_SECONDS": str(LEASE_S),
@@ -54,7 +59,7 @@ def pipe(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
         work = scratch_dir(p)
         games = play_shard(work / "shard.bin", CONFIG, list(range(8)), "faults")
         p.put_artifact("shard", work / "shard.bin", shard_name(CONFIG, 0, "n0", 0), CONFIG)
-        write_dataset(games, work / "data.npz", "square8")
+        write_dataset(games, work / "data.npz", "square8", augment=False)  # as export does
         p.put_artifact("dataset", work / "data.npz", dataset_name(CONFIG, 0), CONFIG)
         yield p
 
@@ -275,3 +280,22 @@ def test_cancel_checkpoints_and_stops_then_resume_survives_a_corrupt_checkpoint(
     assert models_of(pipe, run_id) == 1
     assert f"ckpt_{kept[-1]:08d}.pt (step {kept[-1]}) is unusable" in log
     assert resumes(log, run_id)[0] == fallback
+
+
+def test_a_worker_with_two_ranks_trains_its_segments_with_ddp(pipe: Pipe) -> None:
+    """RINGRIFT_TRAIN_RANKS=2: every segment runs under torchrun (Gloo on this CPU), rank 0
+    writing the ledger under the task's lease, and segments still hand on to each other."""
+    steps = 160
+    run_id = add_run(pipe, 4, RUN_CONFIG.replace(steps=steps))
+    env = {"RINGRIFT_TRAIN_RANKS": "2", "RINGRIFT_TRAIN_SEGMENT_SECONDS": "4"}
+    with train_worker(pipe, "gpu4", "ddp", **env):
+        pipe.send(TRAIN, run_id, queue="gpu4")
+        wait_until("the run to finish", lambda: run_row(pipe, run_id).status == "done", 240)
+        log = pipe.worker_log("ddp")
+    done = run_row(pipe, run_id)
+    assert done.step == steps and models_of(pipe, run_id) == 1
+    trained_on = re.findall(rf"{run_id}: segment (\d+) trained on (\d+) ranks", log)
+    assert trained_on and all(n == "2" for _, n in trained_on)
+    assert len(trained_on) == done.segment + 1  # every segment, and each handed on
+    assert done.segment >= 1
+    assert usable_checkpoints(pipe, run_id)[-1] == steps

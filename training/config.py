@@ -38,13 +38,22 @@ class TrainConfig:
     validation_every: int = 0  # steps between validation-loss checks; 0 = only at the end
     early_stop_patience: int = 0  # checks without a new best before stopping; 0 = never stop
     recency_weight: float = 0.0  # the oldest game is drawn exp(-this) as often as the newest
+    # a random board symmetry per sample, drawn from (seed, step); needs a dataset exported
+    # without augmentation (with its symmetry maps), and refuses an augmented one
+    augment: bool = False
     device: str = "cpu"  # torch device string; the worker sets its own GPU
 
     def __post_init__(self) -> None:
-        types: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float)}
+        types: dict[str, tuple[type, ...]] = {
+            "str": (str,),
+            "int": (int,),
+            "float": (int, float),
+            "bool": (bool,),
+        }
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, types[str(f.type)]):
+            kind = str(f.type)
+            if (isinstance(value, bool) and kind != "bool") or not isinstance(value, types[kind]):
                 raise ConfigError(f"TrainConfig.{f.name} must be {f.type}, got {value!r}")
         try:
             parse_arch(self.arch)
@@ -120,6 +129,7 @@ class TrainConfig:
             validation_every=0,
             early_stop_patience=0,
             recency_weight=0.0,
+            augment=False,
         )
 
     @classmethod

@@ -73,8 +73,10 @@ from training.config import TrainConfig
 from training.data import (
     BatchOrder,
     TrainingError,
+    draw_symmetries,
     make_batch,
     recency_weights,
+    require_symmetry_maps,
     split_by_game,
 )
 from training.distributed import DistContext, rank_device, wrap
@@ -204,6 +206,8 @@ def train(
     ds = load_dataset(dataset_path, expect_encoder_version=ENCODER_VERSION, expect_board=board)
     if len(ds) == 0:
         raise TrainingError(f"{dataset_path}: the dataset is empty; refusing to train on nothing")
+    if config.augment:
+        require_symmetry_maps(ds)
     train_rows, val_rows = split_by_game(
         ds.game_index, ds.num_games, config.validation_fraction, config.seed
     )
@@ -336,7 +340,10 @@ def train(
     try:
         for step in range(start_step, config.steps if not stopped_early else start_step):
             rows = order.indices(step)
-            batch = make_batch(ds, dist.shard(rows) if dist is not None else rows, device)
+            syms = draw_symmetries(config.seed, step, len(rows), board) if config.augment else None
+            if dist is not None:  # rows and their symmetries sharded alike
+                rows, syms = dist.shard(rows), None if syms is None else dist.shard(syms)
+            batch = make_batch(ds, rows, device, syms)
             total, policy, value = compute_losses(net, batch, config.value_weight)
             lr = optimizer_step(model, optimizer, total, step, config)
             if ema is not None:

@@ -1,5 +1,6 @@
 """``ringrift.export.build_dataset``: the newest games of a configuration, as a training dataset
-(NPZ with symmetry augmentation), streamed from the ledger so memory stays bounded."""
+(NPZ, each position once with its symmetry maps: training applies a random board symmetry per
+sample), streamed from the ledger so memory stays bounded."""
 
 from __future__ import annotations
 
@@ -86,7 +87,11 @@ def build_dataset(config: str, generation: int, preset_name: str) -> dict[str, A
             with tempfile.TemporaryDirectory(dir=svc.settings.data_dir) as tmp:
                 path = Path(tmp) / "dataset.npz"
                 stats = write_dataset(
-                    games, path, cfg.board, meta={"config": config, "generation": generation}
+                    games,
+                    path,
+                    cfg.board,
+                    augment=False,  # 8-12x smaller; the trainer draws symmetries on the fly
+                    meta={"config": config, "generation": generation},
                 )
                 ref = svc.store.put_file("dataset", path, name=name, config=config)
             record_artifact(s, ref, config)

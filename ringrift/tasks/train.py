@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +37,16 @@ from celery.utils.log import get_task_logger
 from ringrift import runs
 from ringrift.ai.encoding import ENCODER_VERSION
 from ringrift.celery import app
+from ringrift.ddp_train import SegmentJob, launch
 from ringrift.errors import ServiceError
 from ringrift.lease import Lease, LeaseLost
-from ringrift.pipeline import candidate_name, hold, load_state, release
+from ringrift.pipeline import candidate_name, load_state, release
 from ringrift.presets import Preset, preset
+from ringrift.run_hooks import RunHooks
 from ringrift.service import Service, current, redis_client
 from ringrift.store import record_artifact
 from ringrift.store.models import Artifact, Model, TrainingRun
 from ringrift.tasks.common import model_file
-from training.checkpoint import checkpoint_path
 from training.config import ConfigError, TrainConfig
 from workers import runtime
 
@@ -69,10 +71,46 @@ def segment_budget(svc: Service) -> int:
     return seconds
 
 
+@dataclass(frozen=True)
+class SegmentResult:
+    steps: int
+    stopped: str | None  # training.loop.SEGMENT or CANCELLED; None: finished, model written
+    resumed_from_step: int | None
+    final_losses: dict[str, float]
+
+
+def _run_segment(
+    job: SegmentJob, cfg: TrainConfig, hooks: RunHooks, ranks: int, work: Path
+) -> SegmentResult:
+    """Train one segment here, or on ``ranks`` processes under torchrun (DDP)."""
+    if ranks > 1:
+        out = launch(job, ranks, work, keepalive=hooks.guard)
+        log.info("%s: segment %d trained on %d ranks", job.run_id, job.segment, out["world_size"])
+        return SegmentResult(
+            out["steps"], out["stopped"], out["resumed_from_step"], out["final_losses"]
+        )
+    from training.loop import train
+
+    result = train(
+        cfg,
+        job.dataset_path,
+        job.out_path,
+        board=job.board,
+        init_model_path=job.init_model_path,
+        generation=job.generation,
+        meta=job.meta,
+        deadline=time.monotonic() + job.seconds,
+        **hooks.loop_kwargs(),
+    )
+    return SegmentResult(
+        result.steps, result.stopped, result.resumed_from_step, result.final_losses
+    )
+
+
 def run_config(run_id: str, frozen: str | None, p: Preset) -> TrainConfig:
     """The run's own frozen config, or (a run recorded without one) its preset's."""
     if frozen is None:
-        return p.train_config().replace(arch=p.arch)
+        return p.train_config()
     try:
         return TrainConfig.from_json(frozen)
     except ConfigError as e:
@@ -107,7 +145,7 @@ def train_model(self: Any, run_id: str, segment: int | None = None) -> dict[str,
 def _train(
     self: Any, svc: Service, run_id: str, segment: int | None, lease: Lease, budget: int
 ) -> dict[str, Any]:
-    from training.loop import CANCELLED, SEGMENT, train
+    from training.loop import CANCELLED, SEGMENT
 
     r = redis_client()
     with svc.session() as s:
@@ -144,66 +182,44 @@ def _train(
     with svc.session() as s:
         dataset_path = svc.cache.pull(dataset.id, dataset.path, dataset.sha256)
         init_path = model_file(svc, s, init_model_id)[1] if init_model_id else None
-    claim_seconds = 3 * svc.settings.train_lease_seconds
-    hold(r, stage_key, claim_seconds)  # the beat restarts the run only once this lapses
-
-    board = config.split("_")[0]
-    checkpoints = svc.store.root / "runs" / run_id
-    stop_asked = False
-
-    def progress(step: int, total: int, losses: dict[str, float]) -> None:
-        nonlocal stop_asked
-        lease.renew()
-        hold(r, stage_key, claim_seconds)
-        with svc.session() as s2:
-            stop_asked = runs.report(s2, run_id, lease.token, step, total, losses)
-        self.update_state(
-            state="PROGRESS",
-            meta={
-                "run_id": run_id,
-                "segment": segment,
-                "step": step,
-                "total": total,
-                "loss": float(losses["total"]),
-                **losses,
-            },
-        )
-
-    def on_checkpoint(step: int, sha256: str, size: int) -> None:
-        rel = checkpoint_path(checkpoints, step).relative_to(svc.store.root).as_posix()
-        with svc.session() as s2:
-            runs.record_checkpoint(s2, run_id, lease.token, step, rel, sha256, size)
-
-    def verify(path: Path) -> None:
-        with svc.session() as s2:
-            runs.verify_checkpoint(s2, run_id, path, int(path.stem.split("_")[1]))
+    hooks = RunHooks(
+        svc,
+        run_id,
+        segment,
+        lease,
+        stage_key,
+        claim_seconds=3 * svc.settings.train_lease_seconds,
+        publish=lambda meta: self.update_state(state="PROGRESS", meta=meta),
+    )
+    hooks.keep_claim()  # the beat restarts the run only once this lapses
 
     name = candidate_name(config, generation)
+    ranks = svc.settings.train_ranks
     try:
         cfg = run_config(run_id, frozen, p).replace(device=runtime.DEVICE)
         with tempfile.TemporaryDirectory(dir=svc.settings.data_dir) as tmp:
             out = Path(tmp) / "model.pt"
-            result = train(
-                cfg,
-                dataset_path,
-                out,
-                board=board,
-                init_model_path=init_path,
-                checkpoint_dir=checkpoints,
-                progress=progress,
-                guard=lease.renew,
+            job = SegmentJob(
+                run_id=run_id,
+                segment=segment,
+                lease_token=lease.token,
+                lease_seconds=lease.seconds,
+                stage_key=stage_key,
+                claim_seconds=hooks.claim_seconds,
+                task_id=self.request.id,
+                config_json=cfg.to_json(),
+                dataset_path=str(dataset_path),
+                out_path=str(out),
+                board=config.split("_")[0],
+                init_model_path=str(init_path) if init_path else None,
+                seconds=budget,
                 generation=generation + 1,
                 meta={"config": config, "run_id": run_id},
-                deadline=time.monotonic() + budget,
-                should_stop=lambda: CANCELLED if stop_asked else None,
-                on_checkpoint=on_checkpoint,
-                verify_checkpoint=verify,
             )
-            ref = (
-                svc.store.put_file("model", out, name=name, config=config)
-                if result.finished
-                else None
-            )
+            result = _run_segment(job, cfg, hooks, ranks, Path(tmp))
+            ref = None
+            if result.stopped is None:
+                ref = svc.store.put_file("model", out, name=name, config=config)
     except ValueError as e:  # bad data or a mismatched model: a person must look
         with svc.session() as s:
             runs.mark(s, run_id, lease.token, "failed", f"{type(e).__name__}: {e}")
@@ -214,7 +230,7 @@ def _train(
         if row is not None and row.lease_token == lease.token:
             row.resumed_from_step = result.resumed_from_step
     if result.stopped == SEGMENT:
-        return _hand_off(self, svc, run_id, segment, lease, result.steps, stage_key, claim_seconds)
+        return _hand_off(self, hooks, result.steps)
     if result.stopped == CANCELLED:
         with svc.session() as s:
             runs.mark(s, run_id, lease.token, "cancelled")
@@ -257,26 +273,18 @@ def _train(
     return {"run_id": run_id, "model_id": name, "steps": result.steps}
 
 
-def _hand_off(
-    self: Any,
-    svc: Service,
-    run_id: str,
-    segment: int,
-    lease: Lease,
-    step: int,
-    stage_key: str,
-    claim_seconds: int,
-) -> dict[str, Any]:
+def _hand_off(self: Any, hooks: RunHooks, step: int) -> dict[str, Any]:
     """Move the run to its next segment in the ledger, then send that segment's message.
 
     In that order: if this worker dies between the two, the beat finds the run's lease and
     claim lapsed and sends the message itself; a message sent first could race a redelivery of
     this one.
     """
-    with svc.session() as s:
-        if not runs.hand_off(s, run_id, lease.token, segment, step):
-            raise LeaseLost(f"{run_id}: token {lease.token} no longer owns segment {segment}")
-    hold(redis_client(), stage_key, claim_seconds)
+    run_id, segment, token = hooks.run_id, hooks.segment, hooks.lease.token
+    with hooks.svc.session() as s:
+        if not runs.hand_off(s, run_id, token, segment, step):
+            raise LeaseLost(f"{run_id}: token {token} no longer owns segment {segment}")
+    hooks.keep_claim()
     queue = (self.request.delivery_info or {}).get("routing_key") or None
     train_model.apply_async(args=(run_id, segment + 1), queue=queue)
     log.info(

@@ -1,0 +1,209 @@
+"""One segment of a ledger training run on several devices of one worker: DDP through torchrun.
+
+A worker started with ``RINGRIFT_TRAIN_RANKS=N`` (N > 1) trains each segment in N processes:
+the training task writes the segment's job to a JSON file and runs
+``python -m torch.distributed.run --standalone --nproc-per-node N -m ringrift.ddp_train JOB``,
+then waits, renewing the run's lease meanwhile. Rank 0 of the group renews it too (with the
+task's token) and writes the ledger through the same ``RunHooks`` as a one-process segment,
+so leases, checkpoint records, cancel and hand-off work the same; the task reads rank 0's
+result line and finishes or hands off as usual. On CUDA, rank ``i`` trains on GPU ``k + i``
+where ``cuda:k`` is the worker's own device; on the CPU the ranks use Gloo (slower than one
+process: for tests and trials).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ringrift.errors import ServiceError
+from ringrift.lease import LeaseLost
+from ringrift.loop import stop_process_group
+
+HANG_SECONDS = 600  # beyond twice the segment budget, a torchrun is taken to be hung
+RESULT_TAG = "RINGRIFT_DDP_RESULT "
+ERROR_TAG = "RINGRIFT_DDP_ERROR "
+
+
+@dataclass(frozen=True)
+class SegmentJob:
+    """Everything the ranks need to train one segment of ``run_id``."""
+
+    run_id: str
+    segment: int
+    lease_token: int
+    lease_seconds: int
+    stage_key: str
+    claim_seconds: int
+    task_id: str | None  # whose PROGRESS state rank 0 publishes
+    config_json: str  # the run's TrainConfig, device included
+    dataset_path: str
+    out_path: str
+    board: str
+    init_model_path: str | None
+    seconds: float  # the segment's time budget
+    generation: int
+    meta: dict[str, Any]
+
+
+class SegmentRefused(ValueError):
+    """Rank 0 refused the segment's data, model or config (a person must look)."""
+
+
+def launch(
+    job: SegmentJob, ranks: int, work: Path, keepalive: Callable[[], None]
+) -> dict[str, Any]:
+    """Run ``job`` on ``ranks`` processes under torchrun; rank 0's result as a dict.
+
+    While torchrun runs, ``keepalive`` (the lease's renewal) is called every third of a lease
+    period, so the ranks' start-up (imports, rendezvous, data loading) cannot outlast the
+    lease; if it raises, torchrun is stopped. A torchrun still running after twice the segment
+    budget plus ``HANG_SECONDS`` is stopped as hung. Raises ``SegmentRefused`` (bad input),
+    ``LeaseLost`` (the lease was lost) or ``ServiceError`` (torchrun failed otherwise, with the
+    output's tail).
+    """
+    if ranks < 2:
+        raise ValueError(f"DDP needs at least 2 ranks, got {ranks}")
+    path = work / "ddp_job.json"
+    path.write_text(json.dumps(asdict(job)))
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    device = json.loads(job.config_json).get("device", "cpu")
+    if device.startswith("cuda"):
+        first = int(device.split(":")[1]) if ":" in device else 0
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(first + i) for i in range(ranks))
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={ranks}",
+        "-m",
+        "ringrift.ddp_train",
+        str(path),
+    ]
+    out_path, err_path = work / "ddp.out", work / "ddp.err"
+    deadline = time.monotonic() + 2 * job.seconds + HANG_SECONDS
+    every = max(job.lease_seconds / 3, 0.2)
+    with out_path.open("w") as out, err_path.open("w") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, start_new_session=True)
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=every)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if time.monotonic() > deadline:
+                    raise ServiceError(f"{job.run_id}: torchrun ran past {deadline:.0f} s: hung")
+                keepalive()
+        finally:
+            if proc.poll() is None:
+                stop_process_group(proc)
+    stdout, stderr = out_path.read_text(), err_path.read_text()
+    result: dict[str, Any] | None = None
+    for line in stdout.splitlines():
+        if line.startswith(ERROR_TAG):
+            error = json.loads(line[len(ERROR_TAG) :])
+            kind = SegmentRefused if error["kind"] == "value" else LeaseLost
+            raise kind(error["message"])
+        if line.startswith(RESULT_TAG):
+            result = json.loads(line[len(RESULT_TAG) :])
+    if proc.returncode != 0 or result is None:
+        tail = (stderr or stdout)[-2000:]
+        raise ServiceError(
+            f"{job.run_id}: torchrun with {ranks} ranks exited {proc.returncode}:\n{tail}"
+        )
+    return result
+
+
+def _publisher(task_id: str | None) -> Any:
+    if task_id is None:
+        return None
+    from ringrift.celery import app
+
+    def publish(meta: dict[str, Any]) -> None:
+        app.backend.store_result(task_id, meta, "PROGRESS")
+
+    return publish
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The program torchrun starts on every rank (``python -m ringrift.ddp_train JOB``)."""
+    from ringrift.lease import Lease
+    from ringrift.run_hooks import RunHooks
+    from ringrift.service import current, redis_client
+    from training.config import TrainConfig
+    from training.distributed import from_env, shutdown
+    from training.loop import train
+
+    args = sys.argv[1:] if argv is None else argv
+    job = SegmentJob(**json.loads(Path(args[0]).read_text()))
+    config = TrainConfig.from_json(job.config_json)
+    threads = os.environ.get("RINGRIFT_TORCH_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    ctx = from_env(config.device)
+    main_rank = ctx is None or ctx.is_main
+    try:
+        svc = current()
+        lease = Lease(redis_client(), job.run_id, job.lease_seconds, token=job.lease_token)
+        hooks = RunHooks(
+            svc,
+            job.run_id,
+            job.segment,
+            lease,
+            job.stage_key,
+            job.claim_seconds,
+            publish=_publisher(job.task_id) if main_rank else None,
+        )
+        if main_rank:
+            kwargs = hooks.loop_kwargs()
+        else:  # the others read the same checkpoints and trust the same records
+            kwargs = {"checkpoint_dir": hooks.checkpoint_dir, "verify_checkpoint": hooks.verify}
+        result = train(
+            config,
+            job.dataset_path,
+            job.out_path,
+            board=job.board,
+            init_model_path=job.init_model_path,
+            generation=job.generation,
+            meta=job.meta,
+            deadline=time.monotonic() + job.seconds,
+            dist=ctx,
+            **kwargs,
+        )
+    except LeaseLost as e:
+        if main_rank:
+            print(ERROR_TAG + json.dumps({"kind": "lease", "message": str(e)}), flush=True)
+        return 3
+    except ValueError as e:
+        if main_rank:
+            message = f"{type(e).__name__}: {e}"
+            print(ERROR_TAG + json.dumps({"kind": "value", "message": message}), flush=True)
+        return 2
+    finally:
+        shutdown(ctx)
+    if main_rank:
+        out = {
+            "steps": result.steps,
+            "stopped": result.stopped,
+            "resumed_from_step": result.resumed_from_step,
+            "final_losses": result.final_losses,
+            "world_size": ctx.world_size if ctx is not None else 1,
+        }
+        print(RESULT_TAG + json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

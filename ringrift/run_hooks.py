@@ -1,0 +1,87 @@
+"""The training loop's callbacks for one segment of a ledger run, under its fenced lease.
+
+Shared by the training task (one process) and the torchrun entry point (``ringrift.ddp_train``,
+rank 0 of several): both must renew the lease, keep the stage claim alive, write progress and
+checkpoint records only under their own token, trust only recorded checkpoints, and see a
+cancel request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ringrift import runs
+from ringrift.lease import Lease
+from ringrift.pipeline import hold
+from ringrift.service import Service, redis_client
+from training.checkpoint import checkpoint_path
+
+CANCELLED = "cancelled"  # training.loop.CANCELLED, without importing torch here
+
+
+@dataclass
+class RunHooks:
+    svc: Service
+    run_id: str
+    segment: int
+    lease: Lease
+    stage_key: str  # the pipeline claim this run keeps alive while it trains
+    claim_seconds: int
+    publish: Callable[[dict[str, Any]], None] | None = None  # the task's PROGRESS state
+    stop_asked: bool = False
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.svc.store.root / "runs" / self.run_id
+
+    def keep_claim(self) -> None:
+        hold(redis_client(), self.stage_key, self.claim_seconds)
+
+    def guard(self) -> None:
+        """May this process still write? Raises ``LeaseLost`` when it may not."""
+        self.lease.renew()
+
+    def progress(self, step: int, total: int, losses: dict[str, float]) -> None:
+        self.lease.renew()
+        self.keep_claim()
+        with self.svc.session() as s:
+            self.stop_asked = runs.report(s, self.run_id, self.lease.token, step, total, losses)
+        if self.publish is not None:
+            self.publish(
+                {
+                    "run_id": self.run_id,
+                    "segment": self.segment,
+                    "step": step,
+                    "total": total,
+                    "loss": float(losses["total"]),
+                    **losses,
+                }
+            )
+
+    def should_stop(self) -> str | None:
+        return CANCELLED if self.stop_asked else None
+
+    def on_checkpoint(self, step: int, sha256: str, size: int) -> None:
+        path = checkpoint_path(self.checkpoint_dir, step).relative_to(self.svc.store.root)
+        with self.svc.session() as s:
+            runs.record_checkpoint(
+                s, self.run_id, self.lease.token, step, path.as_posix(), sha256, size
+            )
+
+    def verify(self, path: Path) -> None:
+        with self.svc.session() as s:
+            runs.verify_checkpoint(s, self.run_id, path, int(path.stem.split("_")[1]))
+
+    def loop_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``training.loop.train`` these hooks provide."""
+        return {
+            "checkpoint_dir": self.checkpoint_dir,
+            "progress": self.progress,
+            "guard": self.guard,
+            "should_stop": self.should_stop,
+            "on_checkpoint": self.on_checkpoint,
+            "verify_checkpoint": self.verify,
+        }
