@@ -9,6 +9,7 @@ beat tick after about three lease periods.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -147,6 +148,17 @@ def usable_checkpoints(pipe: Pipe, run_id: str) -> list[int]:
     return sorted(on_disk & set(checkpoint_steps(pipe, run_id)))
 
 
+def ringrift_cli(pipe: Pipe, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ringrift.cli", *args],
+        env=pipe.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_kill_9_mid_run_resumes_from_the_newest_checkpoint(pipe: Pipe) -> None:
     run_id = add_run(pipe, 0)
     with train_worker(pipe, "gpu0", "doomed") as doomed:
@@ -158,6 +170,11 @@ def test_kill_9_mid_run_resumes_from_the_newest_checkpoint(pipe: Pipe) -> None:
     assert at_death.status == "running" and at_death.step < RUN_CONFIG.steps
     assert models_of(pipe, run_id) == 0
     assert abs(at_death.step - newest) < INTERVAL  # what it had reported vs what it had saved
+    shown = ringrift_cli(pipe, "status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    training = json.loads(shown.stdout)["configs"][0]["training"]
+    assert training["run"] == run_id and training["step"] == at_death.step
+    assert training["samples_per_s"] > 0 and training["eta_s"] > 0
 
     set_enabled(pipe, True)  # the beat tick may start this configuration's due work
     try:
@@ -232,17 +249,6 @@ def test_a_stale_lease_holder_cannot_write(pipe: Pipe) -> None:
         log = pipe.worker_log("stale")
     assert models_of(pipe, run_id) == 1
     assert resumes(log, run_id)[-1] > 0
-
-
-def ringrift_cli(pipe: Pipe, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ringrift.cli", *args],
-        env=pipe.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_cancel_checkpoints_and_stops_then_resume_survives_a_corrupt_checkpoint(
