@@ -21,11 +21,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ringrift.errors import ServiceError
 from ringrift.lease import LeaseLost
 from ringrift.loop import stop_process_group
+
+if TYPE_CHECKING:
+    from training.config import TrainConfig
+    from training.loop import TrainResult
 
 HANG_SECONDS = 600  # beyond twice the segment budget, a torchrun is taken to be hung
 RESULT_TAG = "RINGRIFT_DDP_RESULT "
@@ -124,6 +128,24 @@ def launch(
     return result
 
 
+def train_segment(job: SegmentJob, config: TrainConfig, **hooks: Any) -> TrainResult:
+    """``training.loop.train`` on ``job``'s data for at most its time budget; ``hooks`` are the
+    loop's callbacks (``RunHooks.loop_kwargs``) and ``dist``."""
+    from training.loop import train
+
+    return train(
+        config,
+        job.dataset_path,
+        job.out_path,
+        board=job.board,
+        init_model_path=job.init_model_path,
+        generation=job.generation,
+        meta=job.meta,
+        deadline=time.monotonic() + job.seconds,
+        **hooks,
+    )
+
+
 def _publisher(task_id: str | None) -> Any:
     if task_id is None:
         return None
@@ -142,7 +164,6 @@ def main(argv: list[str] | None = None) -> int:
     from ringrift.service import current, redis_client
     from training.config import TrainConfig
     from training.distributed import from_env, shutdown
-    from training.loop import train
 
     args = sys.argv[1:] if argv is None else argv
     job = SegmentJob(**json.loads(Path(args[0]).read_text()))
@@ -170,18 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             kwargs = hooks.loop_kwargs()
         else:  # the others read the same checkpoints and trust the same records
             kwargs = {"checkpoint_dir": hooks.checkpoint_dir, "verify_checkpoint": hooks.verify}
-        result = train(
-            config,
-            job.dataset_path,
-            job.out_path,
-            board=job.board,
-            init_model_path=job.init_model_path,
-            generation=job.generation,
-            meta=job.meta,
-            deadline=time.monotonic() + job.seconds,
-            dist=ctx,
-            **kwargs,
-        )
+        result = train_segment(job, config, dist=ctx, **kwargs)
     except LeaseLost as e:
         if main_rank:
             print(ERROR_TAG + json.dumps({"kind": "lease", "message": str(e)}), flush=True)

@@ -323,6 +323,10 @@ def test_train_refuses_an_init_model_of_another_architecture(
         assert run.error is not None and run.error.startswith("ModelMismatchError: ")
         assert all(text in run.error for text in MISMATCH(init_model)), run.error
     assert pipe.count("models", "training_run_id = :r", r=run_id) == 0
+    # A late copy of the message does not try again: the run waits for a person.
+    late = pipe.run(TRAIN, run_id, queue="cpu", timeout=60)
+    assert late["status"] == "failed"
+    assert not diff(after, pipe.snapshot())
     # No checkpoint or model file appeared in the store (the run's folder may exist, empty).
     run_dir = pipe.store_root / "runs" / run_id
     assert not run_dir.exists() or not any(p.is_file() for p in run_dir.rglob("*"))

@@ -27,7 +27,6 @@ the run row in ``ringrift status``.
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from celery.utils.log import get_task_logger
 from ringrift import runs
 from ringrift.ai.encoding import ENCODER_VERSION
 from ringrift.celery import app
-from ringrift.ddp_train import SegmentJob, launch
+from ringrift.ddp_train import SegmentJob, launch, train_segment
 from ringrift.errors import ServiceError
 from ringrift.lease import Lease, LeaseLost
 from ringrift.pipeline import candidate_name, load_state, release
@@ -89,19 +88,7 @@ def _run_segment(
         return SegmentResult(
             out["steps"], out["stopped"], out["resumed_from_step"], out["final_losses"]
         )
-    from training.loop import train
-
-    result = train(
-        cfg,
-        job.dataset_path,
-        job.out_path,
-        board=job.board,
-        init_model_path=job.init_model_path,
-        generation=job.generation,
-        meta=job.meta,
-        deadline=time.monotonic() + job.seconds,
-        **hooks.loop_kwargs(),
-    )
+    result = train_segment(job, cfg, **hooks.loop_kwargs())
     return SegmentResult(
         result.steps, result.stopped, result.resumed_from_step, result.final_losses
     )
@@ -152,7 +139,7 @@ def _train(
         run = s.get(TrainingRun, run_id)
         if run is None:
             raise ServiceError(f"training run {run_id!r} is not in the ledger")
-        if run.status in ("done", "cancelled"):
+        if run.status in ("done", "cancelled", "failed"):  # `ringrift train resume` reopens
             log.info("%s is already %s (a late delivery): nothing to do", run_id, run.status)
             return {"run_id": run_id, "status": run.status, "model_id": run.result_model_id}
         if segment is not None and segment != run.segment:
