@@ -129,7 +129,7 @@ def launch(
 
 
 def train_segment(job: SegmentJob, config: TrainConfig, **hooks: Any) -> TrainResult:
-    """``training.loop.train`` on ``job``'s data for at most its time budget; ``hooks`` are the
+    """``training.loop.train`` on ``job``'s data for its time budget of training; ``hooks`` are the
     loop's callbacks (``RunHooks.loop_kwargs``) and ``dist``."""
     from training.loop import train
 
@@ -141,7 +141,7 @@ def train_segment(job: SegmentJob, config: TrainConfig, **hooks: Any) -> TrainRe
         init_model_path=job.init_model_path,
         generation=job.generation,
         meta=job.meta,
-        deadline=time.monotonic() + job.seconds,
+        budget_s=job.seconds,  # of training: start-up and loading come on top
         **hooks,
     )
 

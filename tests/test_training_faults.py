@@ -291,9 +291,9 @@ def test_cancel_checkpoints_and_stops_then_resume_survives_a_corrupt_checkpoint(
 def test_a_worker_with_two_ranks_trains_its_segments_with_ddp(pipe: Pipe) -> None:
     """RINGRIFT_TRAIN_RANKS=2: every segment runs under torchrun (Gloo on this CPU), rank 0
     writing the ledger under the task's lease, and segments still hand on to each other."""
-    steps = 160
+    steps = 240  # about 4 s of training on 2 ranks here: at least two 1-second segments
     run_id = add_run(pipe, 4, RUN_CONFIG.replace(steps=steps))
-    env = {"RINGRIFT_TRAIN_RANKS": "2", "RINGRIFT_TRAIN_SEGMENT_SECONDS": "4"}
+    env = {"RINGRIFT_TRAIN_RANKS": "2", "RINGRIFT_TRAIN_SEGMENT_SECONDS": "1"}
     with train_worker(pipe, "gpu4", "ddp", **env):
         pipe.send(TRAIN, run_id, queue="gpu4")
         wait_until("the run to finish", lambda: run_row(pipe, run_id).status == "done", 240)

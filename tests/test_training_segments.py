@@ -297,3 +297,20 @@ def test_recency_weighted_training_resumes_exactly(dataset: Path, tmp_path: Path
     config = FAST.replace(steps=20, recency_weight=2.0)
     _segmented_run_matches_whole_run(config, dataset, tmp_path)
     assert read_metadata(tmp_path / "seg.pt")["config"]["recency_weight"] == 2.0
+
+
+def test_a_time_budget_counts_from_the_first_step(dataset: Path, tmp_path: Path) -> None:
+    """``budget_s`` stops a call like a deadline, but loading before the first step is free:
+    a zero budget still trains up to the first progress report."""
+    config = FAST.replace(steps=40)
+    result = train(
+        config,
+        dataset,
+        tmp_path / "model.pt",
+        board="square8",
+        checkpoint_dir=tmp_path / "ckpt",
+        budget_s=0.0,
+    )
+    assert result.stopped == SEGMENT and result.steps == 10
+    assert list_checkpoints(tmp_path / "ckpt")[-1][0] == 10
+    assert not (tmp_path / "model.pt").exists()

@@ -23,11 +23,11 @@ live beside this module, one job each: ``data`` (the split by game, the batch or
   interval. ``on_checkpoint`` sees each file's checksum before it goes live and
   ``verify_checkpoint`` may reject a file on resume (the training task keeps the checksums in
   the ledger).
-- **stopping a call early**: ``deadline`` (a ``time.monotonic()`` value) ends the call at the
-  first progress report past it, and ``should_stop`` is asked at every report; either way the
-  call checkpoints and returns with ``stopped`` set and no model written, and the next call on
-  the same folder continues exactly where this one stopped. The training task uses this to
-  train in segments and to cancel.
+- **stopping a call early**: ``deadline`` (a ``time.monotonic()`` value), or ``budget_s``
+  seconds after the first step, ends the call at the first progress report past it, and
+  ``should_stop`` is asked at every report; either way the call checkpoints and returns with
+  ``stopped`` set and no model written, and the next call on the same folder continues exactly
+  where this one stopped. The training task uses this to train in segments and to cancel.
 - **output**: the final model via ``save_model`` (contract metadata plus the config, the
   generation, the dataset size and the final losses), written atomically.
 
@@ -174,6 +174,7 @@ def train(
     generation: int | None = None,
     meta: dict[str, Any] | None = None,
     deadline: float | None = None,
+    budget_s: float | None = None,
     should_stop: StopFn | None = None,
     on_checkpoint: CheckpointHook | None = None,
     verify_checkpoint: VerifyFn | None = None,
@@ -269,6 +270,10 @@ def train(
     weights = recency_weights(ds.game_index, train_rows, ds.num_games, config.recency_weight)
     order = BatchOrder(train_rows, config.batch_size, config.seed, weights)
     loop_started = time.perf_counter()
+    stop_at = deadline  # when this call stops: the deadline, or the budget from the first step
+    if budget_s is not None:
+        by_budget = time.monotonic() + budget_s
+        stop_at = by_budget if stop_at is None else min(stop_at, by_budget)
     window = torch.zeros(3, device=device)  # summed (total, policy, value) since last report
     window_steps = 0
     window_started = loop_started
@@ -309,7 +314,7 @@ def train(
                 code = 3
             elif should_stop is not None and should_stop() is not None:
                 code = 2
-            elif deadline is not None and time.monotonic() >= deadline:
+            elif stop_at is not None and time.monotonic() >= stop_at:
                 code = 1
         return dist.agree(code, device) if dist is not None else code
 
