@@ -59,6 +59,38 @@ def _bench_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_selfplay(args: argparse.Namespace) -> int:
+    import torch
+
+    from ringrift.bench_selfplay import bench_selfplay
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    d = bench_selfplay(
+        args.config,
+        args.model,
+        args.sims,
+        args.games,
+        args.seed,
+        device,
+        args.model_path,
+        args.max_moves,
+    )
+    share = d["share"]
+    print(
+        f"{d['config']} {d['model']} on {d['device']} ({d['threads']} threads), {d['games']} "
+        f"games at {d['simulations']} simulations in {d['seconds']} s: "
+        f"{d['games_per_hour']} games/hour, {d['positions_per_s']} positions/s, "
+        f"{d['evals_per_s']} network evaluations/s (mean batch {d['mean_batch']}); bare network "
+        f"{d['bare_evals_per_s']}/s, ratio {d['ratio']}; time: network {share['network']:.0%}, "
+        f"engine {share['engine']:.0%}, search {share['search']:.0%}"
+    )
+    if args.json:
+        print(json.dumps(d))
+    return 0
+
+
 def _rules_check(args: argparse.Namespace) -> int:
     from ringrift.game.checker import run_check
 
@@ -190,6 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     tr.add_argument("--json", action="store_true", help="last line: one JSON object")
     tr.set_defaults(func=_bench_train)
+    sp = bench.add_parser("selfplay", help="batched Gumbel selfplay against the bare network")
+    sp.add_argument("--config", default="square8_2p")
+    sp.add_argument("--model", default="b6c64", help="network shape (fresh weights)")
+    sp.add_argument("--model-path", default=None, help="a saved model of that shape instead")
+    sp.add_argument("--sims", type=int, default=64)
+    sp.add_argument("--games", type=int, default=64, help="games played at once")
+    sp.add_argument("--max-moves", type=int, default=None, help="stop games early")
+    sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("--device", default=None)
+    sp.add_argument("--threads", type=int, default=None, help="torch threads")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=_bench_selfplay)
 
     loop = sub.add_parser("loop", help="run the training loop on this machine")
     loop.add_argument("--config", default="square8_2p")
