@@ -2,12 +2,14 @@
 
 Plays ``games`` full games at once with Gumbel search and a network of the given shape (fresh
 weights, or a saved model), then measures the bare network alone: forward passes of the same
-model at the mean batch size the selfplay reached, on random inputs. The ratio of the two
-evaluation rates is the share of the device the search keeps busy.
+model (as the evaluator runs it) at the mean batch size the selfplay reached, on random inputs,
+with nothing else running. The ratio of the two evaluation rates is the share of the device the
+search keeps busy.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -23,15 +25,24 @@ from ringrift.game import GameConfig
 from ringrift.game.boards import geometry
 
 
-def bare_network_rate(
-    model: PolicyValueNet, batch: int, device: torch.device, seconds: float = 3.0
-) -> float:
-    """Positions per second of ``model`` alone at ``batch`` positions per forward pass."""
-    size = geometry(model.board).size
+def default_threads(device: str) -> int:
+    """Torch threads for selfplay on ``device``: on the CPU one core stays for the search (the
+    network runs beside it in its own thread), the rest go to the network; on a GPU, 1."""
+    if torch.device(device).type != "cpu":
+        return 1
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def bare_network_rate(evaluator: NetEvaluator, batch: int, seconds: float = 3.0) -> float:
+    """Positions per second of the evaluator's network alone (the module its ``forward``
+    runs) at ``batch`` positions per forward pass, on random inputs."""
+    device = evaluator.device
+    size = geometry(evaluator.board).size
     planes = torch.from_numpy(
         np.random.default_rng(0).random((batch, NUM_PLANES, size, size), dtype=np.float32)
     ).to(device)
     glob = torch.zeros((batch, NUM_GLOBALS), dtype=torch.float32, device=device)
+    model = evaluator.inference_module(planes, glob)
     evaluated = 0
     with torch.inference_mode(), NetEvaluator.autocast(device):
         model(planes, glob)  # warm-up
@@ -76,7 +87,7 @@ def bench_selfplay(
     )
     selfplay_rate = timers.evaluations / timers.total_s
     batch = max(1, round(timers.mean_batch))
-    bare = bare_network_rate(evaluator.model, batch, dev)
+    bare = bare_network_rate(evaluator, batch)
     total = timers.total_s
     finished = sum(1 for g in played if g.finished)
     return {

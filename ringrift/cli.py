@@ -62,11 +62,10 @@ def _bench_train(args: argparse.Namespace) -> int:
 def _bench_selfplay(args: argparse.Namespace) -> int:
     import torch
 
-    from ringrift.bench_selfplay import bench_selfplay
+    from ringrift.bench_selfplay import bench_selfplay, default_threads
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.set_num_threads(args.threads or default_threads(device))
     d = bench_selfplay(
         args.config,
         args.model,

@@ -106,3 +106,18 @@ def test_load_evaluator_checks_the_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="hex8 position"):
         loaded.evaluate([GameState.initial(GameConfig.parse("hex8_2p"))])
     assert loaded.evaluate([]) == []
+
+
+def test_the_traced_network_answers_as_the_eager_one_at_any_batch_size() -> None:
+    """The CPU evaluator runs a TorchScript trace made from its first batch; later batches of
+    other sizes and positions must get the eager model's answers."""
+    states = [
+        s for s in random_positions("square8_2p", seed=5, every=7, limit=120) if not s.is_over
+    ]
+    net = _net("square8")
+    traced, eager = NetEvaluator(net), NetEvaluator(net, trace=False)
+    for batch in (states[:3], states[3:4], states[4:]):
+        for (p1, v1), (p2, v2) in zip(traced.evaluate(batch), eager.evaluate(batch), strict=True):
+            np.testing.assert_allclose(p1, p2, rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(v1, v2, rtol=1e-5, atol=1e-6)
+    assert "scorer" in traced._traced and not eager._traced

@@ -16,6 +16,7 @@ rest: tree bookkeeping, selection, backup), for ``ringrift bench selfplay``.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ringrift.ai import gumbel
-from ringrift.ai.gumbel import Evaluation, GumbelConfig, SearchGen, SearchResult
+from ringrift.ai.gumbel import Evaluation, GumbelConfig, Leaves, SearchGen, SearchResult
 from ringrift.ai.mcts import Evaluator
 from ringrift.game import GameConfig, GameRecord, GameState, Move, apply_move_unchecked, legal_moves
 
@@ -104,7 +105,7 @@ class BatchedGame:
 
     def advance(
         self, settings: BatchedSettings, limit: int, evaluations: list[Evaluation] | None
-    ) -> list[GameState] | None:
+    ) -> Leaves | None:
         """Feed ``evaluations`` to the running search (if any) and play on until the game needs
         positions evaluated (returned) or ends (None)."""
         if self.search is not None:
@@ -151,13 +152,13 @@ class _Group:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.active: dict[int, list[GameState]] = {}  # game -> positions it waits on
+        self.active: dict[int, Leaves] = {}  # game -> positions it waits on
         self.answers: dict[int, list[Evaluation]] = {}
         self.order: list[int] = []  # the games of the batch in flight, in batch order
 
     def step(
         self, games: list[BatchedGame], queue: list[int], settings: BatchedSettings, limit: int
-    ) -> list[GameState]:
+    ) -> Leaves:
         """Hand every game its answers, start queued games while there is room, and return
         the positions the group's games now wait on, as one batch."""
         for gi in list(self.answers):
@@ -172,7 +173,10 @@ class _Group:
             if request is not None:
                 self.active[gi] = request
         self.order = list(self.active)
-        return [s for gi in self.order for s in self.active[gi]]
+        return Leaves(
+            [s for gi in self.order for s in self.active[gi]],
+            [m for gi in self.order for m in self.active[gi].moves],
+        )
 
     def distribute(self, evaluated: list[Evaluation]) -> None:
         at = 0
@@ -257,7 +261,25 @@ def _run_overlapped(
     timers: Timers,
 ) -> None:
     """Alternate the groups: prepare one group's batch while the other's is on the network."""
+    switch = sys.getswitchinterval()
+    # The network thread needs the interpreter briefly between its calls into torch; hand it
+    # over within half a millisecond rather than the default five.
+    sys.setswitchinterval(min(switch, 0.0005))
+    try:
+        _alternate(evaluator, groups, games, queue, settings, limit, timers)
+    finally:
+        sys.setswitchinterval(switch)
 
+
+def _alternate(
+    evaluator: Any,
+    groups: list[_Group],
+    games: list[BatchedGame],
+    queue: list[int],
+    settings: BatchedSettings,
+    limit: int,
+    timers: Timers,
+) -> None:
     def forward(prepared: Any) -> tuple[Any, float]:
         t0 = time.perf_counter()
         raw = evaluator.forward(prepared)

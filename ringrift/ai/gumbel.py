@@ -39,7 +39,7 @@ from ringrift.game import GameState, Move, apply_move_unchecked, legal_moves
 from ringrift.game.actions import action_space
 
 Evaluation = tuple[np.ndarray, np.ndarray]  # (priors over legal moves, value per seat)
-SearchGen = Generator[list[GameState], list[Evaluation], "SearchResult"]
+SearchGen = Generator["Leaves", list[Evaluation], "SearchResult"]
 
 
 @dataclass
@@ -88,10 +88,9 @@ class Node:
     expanded: bool = False
 
     def expand(self, evaluation: Evaluation) -> None:
+        """Take the network's answer; ``moves`` must already be the legal moves (set when the
+        node was made, so each position's moves are generated once)."""
         priors, value = evaluation
-        t0 = time.perf_counter()
-        self.moves = legal_moves(self.state)
-        ENGINE_TIMER.seconds += time.perf_counter() - t0
         self.priors = np.asarray(priors, dtype=np.float64)
         if self.priors.shape != (len(self.moves),):
             raise ValueError(
@@ -114,12 +113,28 @@ def terminal_values(state: GameState) -> np.ndarray:
 
 def advance_forced(state: GameState) -> GameState:
     """Apply moves while exactly one is legal; returns the same object, mutated."""
+    forced_then_moves(state)
+    return state
+
+
+def forced_then_moves(state: GameState) -> list[Move]:
+    """Apply moves to ``state`` while exactly one is legal; then its legal moves (none when the
+    game is over)."""
     while not state.is_over:
         moves = legal_moves(state)
         if len(moves) != 1:
-            break
+            return moves
         apply_move_unchecked(state, moves[0])
-    return state
+    return []
+
+
+class Leaves(list[GameState]):
+    """Positions a search wants evaluated, with the legal moves of each (``moves``), so an
+    evaluator that needs them does not generate them again."""
+
+    def __init__(self, states: list[GameState], moves: list[list[Move]]) -> None:
+        super().__init__(states)
+        self.moves = moves
 
 
 def _child(node: Node, i: int) -> Node:
@@ -128,7 +143,7 @@ def _child(node: Node, i: int) -> Node:
         t0 = time.perf_counter()
         state = node.state.copy()
         apply_move_unchecked(state, node.moves[i])
-        child = Node(advance_forced(state))
+        child = Node(state, moves=forced_then_moves(state))
         ENGINE_TIMER.seconds += time.perf_counter() - t0
         node.children[i] = child
     return child
@@ -227,12 +242,12 @@ def gumbel_search(
     """Search ``root_state`` (not modified); see the module doc. ``gumbel_scale`` 0 plays the
     best move by the search's own measure; 1 samples as the paper does."""
     root = Node(root_state.copy())
-    moves = legal_moves(root.state)
+    moves = root.moves = legal_moves(root.state)
     if not moves:
         raise ValueError("gumbel_search needs a position with a legal move")
     if len(moves) == 1:  # nothing to choose: no evaluation, no simulation
         return SearchResult(moves[0], as_action_policy(root.state, moves, np.ones(1)), None, 0)
-    (evaluation,) = yield [root.state]
+    (evaluation,) = yield Leaves([root.state], [moves])
     root.expand(evaluation)
     k = len(root.moves)
     logits = np.log(np.maximum(root.priors, 1e-30))
@@ -262,7 +277,9 @@ def gumbel_search(
                 else:
                     leaves.append((path, leaf))
             if leaves:
-                evaluations = yield [leaf.state for _, leaf in leaves]
+                evaluations = yield Leaves(
+                    [leaf.state for _, leaf in leaves], [leaf.moves for _, leaf in leaves]
+                )
                 for (path, leaf), ev in zip(leaves, evaluations, strict=True):
                     leaf.expand(ev)
                     _backup(path, leaf.value)

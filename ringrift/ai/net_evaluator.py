@@ -5,31 +5,38 @@ positions into one tensor, runs the network once under ``torch.inference_mode()`
 its outputs into what the search wants:
 
 - **priors** in ``legal_moves(state)`` order: a softmax over the legal action indices only
-  (``network.masked_log_softmax``). Moves that share one action index (a recovery slide's
-  extraction choices) split that index's probability equally, so the priors sum to 1.
+  (``LegalScorer``, the same as ``network.masked_log_softmax`` over the legal mask). Moves
+  that share one action index (a recovery slide's extraction choices) split that index's
+  probability equally, so the priors sum to 1.
 - **values** in seat order 1..n (length ``num_players``): the network answers per seat slot in
   the player to move's rotated order (``encoding.seat_players``), which this rotates back.
 
-On CUDA the forward pass runs under bf16 autocast; on the CPU in float32.
+On CUDA the forward pass runs under bf16 autocast; on the CPU in float32, through a TorchScript
+trace of the network and the legal softmax together (``NetEvaluator._compiled``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from ringrift.ai.encoding import encode_batch, seat_players
-from ringrift.ai.network import ArchSpec, PolicyValueNet, load_model, masked_log_softmax
+from ringrift.ai.network import ArchSpec, PolicyValueNet, load_model
 from ringrift.game.actions import action_space
 from ringrift.game.boards import BoardType
 from ringrift.game.movegen import legal_moves
 from ringrift.game.state import GameState
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,20 +46,77 @@ class Prepared:
     states: list[GameState]
     planes: np.ndarray
     glob: np.ndarray
-    mask: np.ndarray  # legal actions, (batch, action space)
-    rows: np.ndarray  # batch row of each legal move
-    cols: np.ndarray  # action index of each legal move
-    actions: list[np.ndarray]  # per state, the action index of each legal move in order
+    rows: np.ndarray  # batch row of each distinct legal action
+    cols: np.ndarray  # its action index
+    spans: np.ndarray  # per state, where its distinct actions start in rows/cols (+ the end)
+    inverse: list[np.ndarray]  # per state: each legal move's position among its actions
+    counts: list[np.ndarray]  # per state: how many legal moves share each action
+
+
+class LegalScorer(nn.Module):
+    """The network plus the softmax over each position's legal actions, as one module.
+
+    ``forward(planes, globals, rows, cols)`` -> ``(log-probability of each (row, col) legal
+    action among its row's legal actions, values per seat slot)``. The softmax runs over the
+    listed pairs only (a scatter per row), which gives ``masked_log_softmax`` over the legal
+    mask without building a (batch x action space) mask; the pairs must be distinct.
+    """
+
+    def __init__(self, model: PolicyValueNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, planes: torch.Tensor, glob: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, values = self.model(planes, glob)
+        picked = logits.float()[rows, cols]
+        base = torch.zeros_like(values[:, 0], dtype=torch.float32)
+        top = base.scatter_reduce(0, rows, picked, reduce="amax", include_self=False)
+        shifted = picked - top[rows]
+        total = base.scatter_add(0, rows, shifted.exp())
+        return shifted - total.log()[rows], values.float()
 
 
 class NetEvaluator:
     """``mcts.Evaluator`` backed by a ``PolicyValueNet`` (put in eval mode on ``device``)."""
 
-    def __init__(self, model: PolicyValueNet, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, model: PolicyValueNet, device: str | torch.device = "cpu", *, trace: bool = True
+    ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        self.scorer = LegalScorer(self.model).eval()
         self.board = model.board
         self.space = action_space(model.board)
+        self.trace = trace and self.device.type == "cpu"
+        self._traced: dict[str, Any] = {}
+
+    def _compiled(self, module: nn.Module, name: str, example: tuple[torch.Tensor, ...]) -> Any:
+        """On the CPU, ``module`` traced and frozen by TorchScript (from ``example`` on first
+        use); else ``module`` itself.
+
+        A traced module runs its whole graph without returning to Python between operations,
+        so it keeps its speed while another thread holds the interpreter (the search, when the
+        network is overlapped with it); the eager model slows down about tenfold then. Should
+        tracing fail (TorchScript is deprecated in recent PyTorch), the eager module is used.
+        """
+        if not self.trace:
+            return module
+        if name not in self._traced:
+            try:
+                with warnings.catch_warnings(), torch.no_grad():
+                    warnings.simplefilter("ignore")  # TorchScript's deprecation notices
+                    traced = torch.jit.trace(module, example, check_trace=False)
+                    self._traced[name] = torch.jit.freeze(traced.eval())
+            except Exception as e:  # noqa: BLE001 - any failure: run the eager module
+                log.warning("TorchScript tracing failed (%s); using the eager network", e)
+                self._traced[name] = module
+        return self._traced[name]
+
+    def inference_module(self, planes: torch.Tensor, glob: torch.Tensor) -> Any:
+        """The network alone, as ``forward`` runs it (for ``ringrift bench selfplay``)."""
+        return self._compiled(self.model, "model", (planes, glob))
 
     @staticmethod
     def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
@@ -72,7 +136,7 @@ class NetEvaluator:
     # ``forward`` is torch work that releases it, so it can run in another thread.
 
     def prepare(self, states: Sequence[GameState]) -> Prepared:
-        """Encode ``states`` and list their legal actions (nothing runs on the device)."""
+        """Encode ``states`` and list their distinct legal actions (nothing on the device)."""
         for s in states:
             if s.geo.board is not self.board:
                 raise ValueError(
@@ -81,46 +145,51 @@ class NetEvaluator:
                 )
         planes, glob = encode_batch(states)
         encode = self.space.encode
-        # Per state: the action index of each legal move, in legal-move order.
-        move_actions = [
-            np.fromiter((encode(m) for m in legal_moves(s)), dtype=np.int64) for s in states
-        ]
-        if any(a.size == 0 for a in move_actions):
-            raise ValueError("NetEvaluator cannot evaluate a position with no legal move")
-        mask = np.zeros((len(states), self.space.size), dtype=np.bool_)
-        for i, actions in enumerate(move_actions):
-            mask[i, actions] = True
-        rows = np.concatenate([np.full(a.size, i) for i, a in enumerate(move_actions)])
-        cols = np.concatenate(move_actions)
-        return Prepared(list(states), planes, glob, mask, rows, cols, move_actions)
+        # A search's leaves carry their legal moves (gumbel.Leaves): no need to list them again.
+        known = getattr(states, "moves", None)
+        listed = known if known is not None else [legal_moves(s) for s in states]
+        uniques, inverses, counts = [], [], []
+        for moves in listed:
+            if not moves:
+                raise ValueError("NetEvaluator cannot evaluate a position with no legal move")
+            actions = np.fromiter((encode(m) for m in moves), dtype=np.int64, count=len(moves))
+            u, inv, cnt = np.unique(actions, return_inverse=True, return_counts=True)
+            uniques.append(u)
+            inverses.append(inv)
+            counts.append(cnt)
+        sizes = np.fromiter((u.size for u in uniques), dtype=np.int64, count=len(uniques))
+        spans = np.concatenate([[0], np.cumsum(sizes)])
+        rows = np.repeat(np.arange(len(uniques)), sizes)
+        return Prepared(
+            list(states), planes, glob, rows, np.concatenate(uniques), spans, inverses, counts
+        )
 
     def forward(self, prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
-        """The network on prepared positions: (log-prior of each legal move, value per slot)."""
+        """The network on prepared positions: (log-prior of each distinct legal action, value
+        per seat slot)."""
         dev = self.device
+        inputs = (
+            torch.from_numpy(prepared.planes).to(dev),
+            torch.from_numpy(prepared.glob).to(dev),
+            torch.from_numpy(prepared.rows).to(dev),
+            torch.from_numpy(prepared.cols).to(dev),
+        )
+        scorer = self._compiled(self.scorer, "scorer", inputs)
         with torch.inference_mode(), self.autocast(dev):
-            logits, values = self.model(
-                torch.from_numpy(prepared.planes).to(dev), torch.from_numpy(prepared.glob).to(dev)
-            )
-            logp = masked_log_softmax(logits.float(), torch.from_numpy(prepared.mask).to(dev))
-            picked = logp[
-                torch.from_numpy(prepared.rows).to(dev), torch.from_numpy(prepared.cols).to(dev)
-            ]
-            return picked.double().cpu().numpy(), values.double().cpu().numpy()
+            logp, values = scorer(*inputs)
+            return logp.double().cpu().numpy(), values.double().cpu().numpy()
 
     def finish(
         self, prepared: Prepared, raw: tuple[np.ndarray, np.ndarray]
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per position: priors in legal-move order and values in seat order."""
-        move_logp, slot_values = raw
+        action_logp, slot_values = raw
         out: list[tuple[np.ndarray, np.ndarray]] = []
-        start = 0
-        for i, (s, actions) in enumerate(zip(prepared.states, prepared.actions, strict=True)):
-            k = actions.size
-            p = np.exp(move_logp[start : start + k])
-            start += k
-            # Moves sharing an index split its probability: divide by how often it occurs.
-            _, inverse, counts = np.unique(actions, return_inverse=True, return_counts=True)
-            p = p / counts[inverse]
+        for i, s in enumerate(prepared.states):
+            a, b = prepared.spans[i], prepared.spans[i + 1]
+            inverse, counts = prepared.inverse[i], prepared.counts[i]
+            # Moves sharing an action split its probability equally.
+            p = np.exp(action_logp[a:b])[inverse] / counts[inverse]
             p /= p.sum()  # exact in float64; the float32 softmax sums to 1 only approximately
             n = s.num_players
             value = np.zeros(n)
