@@ -121,6 +121,7 @@ def shard_game_rows(
                 "ranking": list(g["ranks"]),
                 "length": int(g["length"]),
                 "termination": g["termination"],
+                "search": json.dumps(g["search"], separators=(",", ":")) if "search" in g else None,
                 "shard_artifact_id": artifact.id,
             }
         )

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ringrift.ai.batched import BatchedSettings
+from ringrift.ai.gumbel import GumbelConfig
 from ringrift.ai.mcts import SearchConfig
-from ringrift.ai.selfplay import SelfplaySettings
 from ringrift.errors import ServiceError
 from ringrift.gate import GateConfig, Threshold
 
@@ -25,7 +26,7 @@ class Preset:
     arch: str
     games_per_generation: int  # new selfplay games before each export
     games_per_task: int  # games in one selfplay task (one shard)
-    selfplay: SelfplaySettings
+    selfplay: BatchedSettings  # parallel_games is set to the task's games
     window_games: int  # newest games a dataset is built from
     train_preset: str  # training.config preset
     eval_games: int  # games against each opponent
@@ -48,7 +49,7 @@ TINY = Preset(
     arch="b4c64",
     games_per_generation=8,
     games_per_task=4,
-    selfplay=SelfplaySettings(SearchConfig(simulations=16, batch_size=8), temperature_moves=20),
+    selfplay=BatchedSettings(GumbelConfig(simulations=16, considered=8), sample_moves=20),
     window_games=400,
     train_preset="tiny",
     eval_games=8,
@@ -67,8 +68,8 @@ DEFAULT = Preset(
     name="default",
     arch="b10c128",
     games_per_generation=2000,
-    games_per_task=50,
-    selfplay=SelfplaySettings(SearchConfig(simulations=200, batch_size=16), temperature_moves=30),
+    games_per_task=128,
+    selfplay=BatchedSettings(GumbelConfig(simulations=128, considered=16), sample_moves=30),
     window_games=50_000,
     train_preset="default",
     eval_games=200,

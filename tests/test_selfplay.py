@@ -99,3 +99,46 @@ def test_illegal_move_in_a_shard_is_rejected(tmp_path: Path, games: list[PlayedG
     _rewrite(path, 1, "record", record)
     with pytest.raises(ShardError, match="line 2"):
         read_shard(path)
+
+
+@pytest.fixture(scope="module")
+def gumbel_games() -> list[PlayedGame]:
+    from ringrift.ai.batched import BatchedSettings, play_batched, to_played
+    from ringrift.ai.gumbel import GumbelConfig
+
+    cfg = GameConfig.parse("hex8_2p")
+    settings = BatchedSettings(GumbelConfig(simulations=8, considered=4), parallel_games=2)
+    played = play_batched(cfg, UniformEvaluator(), settings, [5, 6], ["g5", "g6"])
+    return [to_played(g, cfg, settings, "model-x") for g in played]
+
+
+def test_gumbel_games_carry_their_search_through_a_shard(
+    tmp_path: Path, gumbel_games: list[PlayedGame]
+) -> None:
+    path = tmp_path / "s.jsonl.gz"
+    write_shard(path, ShardHeader("hex8_2p", 0, "model-x", 2), gumbel_games)
+    _, read = read_shard(path)
+    for game, played in zip(read, gumbel_games, strict=True):
+        search = game["search"]
+        assert search == played.search and search["model_id"] == "model-x"
+        assert search["settings"]["search"]["simulations"] == 8
+        assert len(search["root_values"]) == len(search["simulations"]) == len(game["targets"])
+        assert all(len(v) == 2 for v in search["root_values"])
+
+
+@pytest.mark.parametrize(
+    ("search", "message"),
+    [
+        ({"root_values": [], "simulations": []}, "no settings"),
+        ({"settings": {}, "simulations": []}, "lacks root values"),
+        ({"settings": {}, "root_values": [[0, 0]], "simulations": [1]}, "targets but 1 root"),
+    ],
+)
+def test_a_bad_search_record_is_rejected(
+    tmp_path: Path, gumbel_games: list[PlayedGame], search: dict[str, object], message: str
+) -> None:
+    path = tmp_path / "s.jsonl.gz"
+    write_shard(path, ShardHeader("hex8_2p", 0, "model-x", 2), gumbel_games)
+    _rewrite(path, 1, "search", search)
+    with pytest.raises(ShardError, match=message):
+        read_shard(path)

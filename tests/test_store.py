@@ -57,7 +57,7 @@ TABLES = {
     "training_runs",
 }
 CONFIG = "square8_2p"
-HEAD = "0003"  # the newest migration
+HEAD = "0004"  # the newest migration
 
 
 # --- databases --------------------------------------------------------------------------------

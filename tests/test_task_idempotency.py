@@ -12,13 +12,15 @@ Pipeline rows are disabled, so the reconciler the tasks call at their end starts
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from ringrift.pipeline import (
     candidate_name,
@@ -28,7 +30,14 @@ from ringrift.pipeline import (
     shard_name,
 )
 from ringrift.presets import TINY
-from ringrift.store.models import Artifact, EvaluationMatch, Model, PipelineState, TrainingRun
+from ringrift.store.models import (
+    Artifact,
+    EvaluationMatch,
+    Game,
+    Model,
+    PipelineState,
+    TrainingRun,
+)
 from tests.pipeline_fixtures import (
     Pipe,
     assert_unchanged,
@@ -141,8 +150,9 @@ def test_selfplay_rerun_after_a_lost_ledger_write_stores_the_identical_shard(pip
 
 def test_selfplay_two_copies_at_once_leave_one_shard(pipe: Pipe, tmp_path: Path) -> None:
     """Two deliveries of one selfplay task running at the same time on two workers."""
+    from ringrift.ai.batched import play_batched, to_played
     from ringrift.ai.mcts import UniformEvaluator
-    from ringrift.ai.selfplay import ShardHeader, play_game, write_shard
+    from ringrift.ai.selfplay import ShardHeader, write_shard
     from ringrift.game import GameConfig
     from ringrift.tasks.selfplay import game_seed
 
@@ -166,16 +176,11 @@ def test_selfplay_two_copies_at_once_leave_one_shard(pipe: Pipe, tmp_path: Path)
 
     # ... and the shard is the one a single delivery writes.
     cfg = GameConfig.parse(CONFIG)
-    played = [
-        play_game(
-            cfg,
-            UniformEvaluator(),
-            TINY.selfplay,
-            game_seed(CONFIG, GEN, "twin", 0, g),
-            f"{name}-{g:03d}",
-        )
-        for g in range(GAMES)
-    ]
+    settings = dataclasses.replace(TINY.selfplay, parallel_games=GAMES)
+    seeds = [game_seed(CONFIG, GEN, "twin", 0, g) for g in range(GAMES)]
+    ids = [f"{name}-{g:03d}" for g in range(GAMES)]
+    games = play_batched(cfg, UniformEvaluator(), settings, seeds, ids)
+    played = [to_played(g, cfg, settings, None) for g in games]
     write_shard(tmp_path / "one.jsonl.gz", ShardHeader(CONFIG, GEN, None, GAMES), played)
     assert sha256_of(tmp_path / "one.jsonl.gz") == row[3]
 
@@ -192,6 +197,15 @@ def test_collect_delivered_twice(
     assert again == {"ingested": 0, "shards": 1}
     assert_unchanged(before, pipe.snapshot(), "a second collect delivery")
     assert pipe.count("games", "shard_artifact_id = :s", s=shard["artifact_id"]) == GAMES
+    # Every game keeps the search that played it: settings, root values and simulations.
+    with pipe.svc.session() as s:
+        for game in s.scalars(select(Game).where(Game.shard_artifact_id == shard["artifact_id"])):
+            assert game.search is not None
+            search = json.loads(game.search)
+            targets = json.loads(game.targets)
+            assert search["settings"]["search"]["simulations"] == TINY.selfplay.search.simulations
+            assert len(search["root_values"]) == len(search["simulations"]) == len(targets)
+            assert all(0 < n <= TINY.selfplay.search.simulations for n in search["simulations"])
 
 
 def test_pull_delivered_twice(pipe: Pipe, shard: dict[str, Any]) -> None:

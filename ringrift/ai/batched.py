@@ -28,6 +28,7 @@ import numpy as np
 from ringrift.ai import gumbel
 from ringrift.ai.gumbel import Evaluation, GumbelConfig, Leaves, SearchGen, SearchResult
 from ringrift.ai.mcts import Evaluator
+from ringrift.ai.selfplay import PlayedGame
 from ringrift.game import GameConfig, GameRecord, GameState, Move, apply_move_unchecked, legal_moves
 
 
@@ -326,4 +327,37 @@ def play_alone(
     return play_batched(config, evaluator, one, [seed], [game_id])[0]
 
 
-__all__ = ["BatchedGame", "BatchedSettings", "Target", "Timers", "play_alone", "play_batched"]
+def to_played(
+    game: BatchedGame, config: GameConfig, settings: BatchedSettings, model_id: str | None
+) -> PlayedGame:
+    """A finished (or move-capped) batched game as a shard game, with its search record."""
+    state = game.state
+    return PlayedGame(
+        id=game.id,
+        config=config.name,
+        seed=game.seed,
+        record=game.record,
+        winner=state.winner,
+        ranks=list(state.ranks) if state.ranks else [],
+        termination=state.victory.value if state.victory else "unfinished",
+        length=state.move_count,
+        targets=[(t.move_index, t.policy) for t in game.targets],
+        search={
+            "algorithm": "gumbel",
+            "model_id": model_id,
+            "settings": settings.to_dict(),
+            "root_values": [t.root_value for t in game.targets],
+            "simulations": [t.simulations for t in game.targets],
+        },
+    )
+
+
+__all__ = [
+    "BatchedGame",
+    "BatchedSettings",
+    "Target",
+    "Timers",
+    "play_alone",
+    "play_batched",
+    "to_played",
+]

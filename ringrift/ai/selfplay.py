@@ -48,9 +48,11 @@ class PlayedGame:
     termination: str
     length: int
     targets: list[tuple[int, list[tuple[int, float]]]]  # (move index in record, policy)
+    # the search that played it: settings, and per target the root value and simulations
+    search: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             "config": self.config,
             "seed": self.seed,
@@ -61,6 +63,9 @@ class PlayedGame:
             "length": self.length,
             "targets": [[i, [[a, round(p, 6)] for a, p in pol]] for i, pol in self.targets],
         }
+        if self.search is not None:
+            out["search"] = self.search
+        return out
 
 
 def play_game(
@@ -157,6 +162,21 @@ def iter_positions(game: dict[str, Any]) -> Iterator[tuple[GameState, list[tuple
         apply_move(state, move_from_str(state.geo, text))
 
 
+def _check_search(where: str, search: Any, targets: int) -> None:
+    """A game's search record: settings, and one root value and simulation count per target."""
+    if not isinstance(search, dict) or not isinstance(search.get("settings"), dict):
+        raise ShardError(f"{where}: the search record has no settings")
+    values, sims = search.get("root_values"), search.get("simulations")
+    if not isinstance(values, list) or not isinstance(sims, list):
+        raise ShardError(f"{where}: the search record lacks root values or simulations")
+    if len(values) != targets or len(sims) != targets:
+        raise ShardError(
+            f"{where}: {targets} targets but {len(values)} root values, {len(sims)} counts"
+        )
+    if any(not isinstance(n, int) or isinstance(n, bool) or n < 0 for n in sims):
+        raise ShardError(f"{where}: simulation counts must be non-negative integers")
+
+
 def _header(path: Path, data: Any) -> ShardHeader:
     if not isinstance(data, dict) or data.get("format") != SHARD_FORMAT:
         raise ShardError(f"{path}: not a ringrift shard (line 1)")
@@ -189,6 +209,8 @@ def _check_game(path: Path, line: int, g: Any, header: ShardHeader | None) -> di
         for i, pol in g["targets"]:
             if not 0 <= int(i) < len(record.moves) or not pol:
                 raise ShardError(f"{where}: bad policy target at move {i}")
+        if "search" in g:
+            _check_search(where, g["search"], len(g["targets"]))
     except ShardError:
         raise
     except (KeyError, TypeError, ValueError, RingRiftError) as e:

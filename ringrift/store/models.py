@@ -185,6 +185,9 @@ class Game(Base):
     seed: Mapped[int] = mapped_column(BigInteger)
     record: Mapped[str] = mapped_column(Text)  # GameRecord.to_json()
     targets: Mapped[str] = mapped_column(Text)  # JSON [[move index, [[action, prob], ...]], ...]
+    # JSON {"settings", "root_values", "simulations"} of the search that played it (the model
+    # is model_id): what every training sample of the game can be traced back to
+    search: Mapped[str | None] = mapped_column(Text)
     winner: Mapped[int | None] = mapped_column(Integer)
     ranking: Mapped[list[int]] = mapped_column()  # one rank per seat
     length: Mapped[int] = mapped_column(Integer)  # moves, bookkeeping moves included

@@ -47,7 +47,8 @@ class LedgerGames(Sequence[dict[str, Any]]):
             .order_by(Game.created_at.desc(), Game.id.desc())
             .limit(limit)
         )
-        self.ids = sorted(session.scalars(newest))
+        # oldest first: the trainer's recency weighting reads a game's position as its age
+        self.ids = list(reversed(session.scalars(newest).all()))
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -4,6 +4,7 @@ arguments, so a redelivered task finds (or rewrites identically) its own shard."
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import zlib
 from pathlib import Path
@@ -11,8 +12,9 @@ from typing import Any
 
 from celery.utils.log import get_task_logger
 
+from ringrift.ai.batched import Timers, play_batched, to_played
 from ringrift.ai.mcts import UniformEvaluator
-from ringrift.ai.selfplay import ShardHeader, play_game, write_shard
+from ringrift.ai.selfplay import ShardHeader, write_shard
 from ringrift.celery import app
 from ringrift.errors import ServiceError
 from ringrift.pipeline import check_config, check_generation, shard_name
@@ -59,16 +61,19 @@ def play_games(
             if model_id
             else UniformEvaluator()
         )
-    played = [
-        play_game(
-            cfg,
-            evaluator,
-            p.selfplay,
-            game_seed(config, generation, batch, index, g),
-            f"{name}-{g:03d}",
-        )
-        for g in range(games)
-    ]
+    settings = dataclasses.replace(p.selfplay, parallel_games=games)
+    seeds = [game_seed(config, generation, batch, index, g) for g in range(games)]
+    ids = [f"{name}-{g:03d}" for g in range(games)]
+    timers = Timers()
+    batched = play_batched(cfg, evaluator, settings, seeds, ids, timers)
+    played = [to_played(g, cfg, settings, model_id) for g in batched]
+    log.info(
+        "%s: %d games, %.0f network evaluations/s, mean batch %.1f",
+        name,
+        games,
+        timers.evaluations / max(timers.total_s, 1e-9),
+        timers.mean_batch,
+    )
     with tempfile.TemporaryDirectory(dir=svc.settings.data_dir) as tmp:
         path = Path(tmp) / "shard.jsonl.gz"
         write_shard(path, ShardHeader(config, generation, model_id, len(played)), played)
