@@ -9,8 +9,11 @@ search keeps busy.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -55,6 +58,49 @@ def bare_network_rate(evaluator: NetEvaluator, batch: int, seconds: float = 3.0)
         return evaluated / (time.perf_counter() - start)
 
 
+@dataclass(frozen=True)
+class _Job:
+    config: str
+    arch: str
+    simulations: int
+    games: int
+    seed: int
+    device: str
+    model_path: str | None
+    max_moves: int | None
+    overlap: bool
+    threads: int
+
+
+def _play(job: _Job) -> tuple[dict[str, Any], int]:
+    """One process's share: its games, with its own network copy; (timers, finished games)."""
+    torch.set_num_threads(job.threads)
+    cfg = GameConfig.parse(job.config)
+    evaluator = _evaluator(job, cfg)
+    settings = BatchedSettings(
+        GumbelConfig(simulations=job.simulations), parallel_games=job.games, max_moves=job.max_moves
+    )
+    timers = Timers()
+    played = play_batched(
+        cfg,
+        evaluator,
+        settings,
+        [job.seed * 100_000 + i for i in range(job.games)],
+        [f"bench-{job.seed}-{i}" for i in range(job.games)],
+        timers,
+        overlap=job.overlap,
+    )
+    return asdict(timers), sum(1 for g in played if g.finished)
+
+
+def _evaluator(job: _Job, cfg: GameConfig) -> NetEvaluator:
+    dev = torch.device(job.device)
+    torch.manual_seed(1)  # every process plays with the same network
+    if job.model_path:
+        return NetEvaluator(load_model(job.model_path, cfg.board, job.arch, device=dev), dev)
+    return NetEvaluator(PolicyValueNet(cfg.board, job.arch), dev)
+
+
 def bench_selfplay(
     config: str,
     arch: str,
@@ -64,51 +110,64 @@ def bench_selfplay(
     device: str = "cpu",
     model_path: str | None = None,
     max_moves: int | None = None,
+    *,
+    procs: int = 1,
+    overlap: bool = True,
 ) -> dict[str, Any]:
-    cfg = GameConfig.parse(config)
-    dev = torch.device(device)
-    torch.manual_seed(seed)
-    if model_path:
-        model = load_model(model_path, cfg.board, arch, device=dev)
+    """Selfplay throughput; ``procs`` processes each play ``games`` games at once (as
+    ``celery worker -c procs`` would), and the rates are summed over the wall time."""
+    jobs = [
+        _Job(
+            config,
+            arch,
+            simulations,
+            games,
+            seed + k,
+            device,
+            model_path,
+            max_moves,
+            overlap,
+            torch.get_num_threads(),
+        )
+        for k in range(procs)
+    ]
+    started = time.perf_counter()
+    if procs == 1:
+        outcomes = [_play(jobs[0])]
     else:
-        model = PolicyValueNet(cfg.board, arch)
-    evaluator = NetEvaluator(model, dev)
-    settings = BatchedSettings(
-        GumbelConfig(simulations=simulations), parallel_games=games, max_moves=max_moves
+        with ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            outcomes = list(pool.map(_play, jobs))
+    wall = time.perf_counter() - started
+    timers = [Timers(**t) for t, _ in outcomes]
+    evaluations = sum(t.evaluations for t in timers)
+    batches = sum(t.batches for t in timers)
+    mean_batch = evaluations / batches if batches else 0.0
+    selfplay_rate = evaluations / wall
+    bare = bare_network_rate(
+        _evaluator(jobs[0], GameConfig.parse(config)), max(1, round(mean_batch))
     )
-    timers = Timers()
-    played = play_batched(
-        cfg,
-        evaluator,
-        settings,
-        [seed * 100_000 + i for i in range(games)],
-        [f"bench-{i}" for i in range(games)],
-        timers,
-    )
-    selfplay_rate = timers.evaluations / timers.total_s
-    batch = max(1, round(timers.mean_batch))
-    bare = bare_network_rate(evaluator, batch)
-    total = timers.total_s
-    finished = sum(1 for g in played if g.finished)
+    busy = sum(t.total_s for t in timers)
     return {
         "config": config,
         "model": arch,
         "device": device,
         "threads": torch.get_num_threads(),
+        "processes": procs,
+        "overlap": overlap,
         "simulations": simulations,
-        "games": games,
-        "finished_games": finished,
-        "seconds": round(total, 2),
-        "games_per_hour": round(games / total * 3600, 1),
-        "positions_per_s": round(timers.positions / total, 2),
-        "moves_per_s": round(timers.moves / total, 2),
+        "games": games * procs,
+        "finished_games": sum(n for _, n in outcomes),
+        "seconds": round(wall, 2),
+        "games_per_hour": round(games * procs / wall * 3600, 1),
+        "positions_per_s": round(sum(t.positions for t in timers) / wall, 2),
+        "moves_per_s": round(sum(t.moves for t in timers) / wall, 2),
         "evals_per_s": round(selfplay_rate, 1),
-        "mean_batch": round(timers.mean_batch, 1),
+        "mean_batch": round(mean_batch, 1),
         "bare_evals_per_s": round(bare, 1),
         "ratio": round(selfplay_rate / bare, 3) if bare else 0.0,
         "share": {
-            "network": round(timers.network_s / total, 3),
-            "engine": round(timers.engine_s / total, 3),
-            "search": round(timers.search_s / total, 3),
+            "network": round(sum(t.network_s for t in timers) / busy, 3),
+            "engine": round(sum(t.engine_s for t in timers) / busy, 3),
+            "search": round(sum(t.search_s for t in timers) / busy, 3),
         },
     }

@@ -75,11 +75,14 @@ def _bench_selfplay(args: argparse.Namespace) -> int:
         device,
         args.model_path,
         args.max_moves,
+        procs=args.procs,
+        overlap=not args.no_overlap,
     )
     share = d["share"]
     print(
-        f"{d['config']} {d['model']} on {d['device']} ({d['threads']} threads), {d['games']} "
-        f"games at {d['simulations']} simulations in {d['seconds']} s: "
+        f"{d['config']} {d['model']} on {d['device']} ({d['processes']} process(es), "
+        f"{d['threads']} threads each), {d['games']} games at {d['simulations']} simulations "
+        f"in {d['seconds']} s: "
         f"{d['games_per_hour']} games/hour, {d['positions_per_s']} positions/s, "
         f"{d['evals_per_s']} network evaluations/s (mean batch {d['mean_batch']}); bare network "
         f"{d['bare_evals_per_s']}/s, ratio {d['ratio']}; time: network {share['network']:.0%}, "
@@ -231,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=1)
     sp.add_argument("--device", default=None)
     sp.add_argument("--threads", type=int, default=None, help="torch threads")
+    sp.add_argument("--procs", type=int, default=1, help="processes, each playing --games")
+    sp.add_argument(
+        "--no-overlap", action="store_true", help="network and search take turns in one thread"
+    )
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=_bench_selfplay)
 
