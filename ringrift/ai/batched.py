@@ -16,9 +16,10 @@ rest: tree bookkeeping, selection, backup), for ``ringrift bench selfplay``.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -252,6 +253,17 @@ def play_batched(
     return games
 
 
+@contextlib.contextmanager
+def _switch_interval(seconds: float) -> Iterator[None]:
+    """Hand the interpreter between threads at least every ``seconds`` while in the block."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, seconds))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
 def _run_overlapped(
     evaluator: Any,
     groups: list[_Group],
@@ -261,33 +273,22 @@ def _run_overlapped(
     limit: int,
     timers: Timers,
 ) -> None:
-    """Alternate the groups: prepare one group's batch while the other's is on the network."""
-    switch = sys.getswitchinterval()
-    # The network thread needs the interpreter briefly between its calls into torch; hand it
-    # over within half a millisecond rather than the default five.
-    sys.setswitchinterval(min(switch, 0.0005))
-    try:
-        _alternate(evaluator, groups, games, queue, settings, limit, timers)
-    finally:
-        sys.setswitchinterval(switch)
+    """Alternate the groups: prepare one group's batch while the other's is on the network.
 
+    The network thread needs the interpreter briefly between its calls into torch; it gets it
+    within half a millisecond rather than the default five.
+    """
 
-def _alternate(
-    evaluator: Any,
-    groups: list[_Group],
-    games: list[BatchedGame],
-    queue: list[int],
-    settings: BatchedSettings,
-    limit: int,
-    timers: Timers,
-) -> None:
     def forward(prepared: Any) -> tuple[Any, float]:
         t0 = time.perf_counter()
         raw = evaluator.forward(prepared)
         return raw, time.perf_counter() - t0
 
     inflight: tuple[_Group, Any, Future[tuple[Any, float]]] | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="network") as pool:
+    with (
+        _switch_interval(0.0005),
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="network") as pool,
+    ):
         while True:
             submitted = False
             for group in groups:

@@ -20,6 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ringrift.ai.gumbel import advance_forced, terminal_values
 from ringrift.game import GameState, Move, apply_move_unchecked, legal_moves
 from ringrift.game.actions import action_space
 
@@ -40,15 +41,6 @@ class UniformEvaluator:
             k = len(legal_moves(s))
             out.append((np.full(k, 1.0 / k), np.zeros(s.num_players)))
         return out
-
-
-def terminal_values(state: GameState) -> np.ndarray:
-    """Final ranks as values: first place +1, last place -1, linear between, ties shared."""
-    n = state.num_players
-    ranks = state.ranks or tuple([1] * n)
-    if n == 1:
-        return np.ones(1)
-    return np.array([1.0 - 2.0 * (r - 1) / (n - 1) for r in ranks])
 
 
 @dataclass
@@ -73,16 +65,6 @@ class SearchConfig:
     batch_size: int = 8  # leaves evaluated together
     dirichlet_alpha: float = 0.3
     dirichlet_fraction: float = 0.25  # root noise share in selfplay; 0 disables
-
-
-def _advance_forced(state: GameState) -> GameState:
-    """Apply moves while exactly one is legal; returns the same object, mutated."""
-    while not state.is_over:
-        moves = legal_moves(state)
-        if len(moves) != 1:
-            break
-        apply_move_unchecked(state, moves[0])
-    return state
 
 
 class MCTS:
@@ -150,7 +132,7 @@ class MCTS:
             if child is None:
                 state = node.state.copy()
                 apply_move_unchecked(state, node.moves[i])
-                child = Node(_advance_forced(state))
+                child = Node(advance_forced(state))
                 node.children[i] = child
             node = child
         return path, node
