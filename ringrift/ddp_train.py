@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,7 +24,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ringrift.errors import ServiceError
 from ringrift.lease import LeaseLost
 from ringrift.loop import stop_process_group
 
@@ -61,6 +61,11 @@ class SegmentRefused(ValueError):
     """Rank 0 refused the segment's data, model or config (a person must look)."""
 
 
+class TorchrunFailed(RuntimeError):
+    """torchrun failed for another reason (a rank crashed or hung): the run is not at fault,
+    so it stays running and the beat starts the segment again once its lease lapses."""
+
+
 def launch(
     job: SegmentJob, ranks: int, work: Path, keepalive: Callable[[], None]
 ) -> dict[str, Any]:
@@ -70,8 +75,8 @@ def launch(
     period, so the ranks' start-up (imports, rendezvous, data loading) cannot outlast the
     lease; if it raises, torchrun is stopped. A torchrun still running after twice the segment
     budget plus ``HANG_SECONDS`` is stopped as hung. Raises ``SegmentRefused`` (bad input),
-    ``LeaseLost`` (the lease was lost) or ``ServiceError`` (torchrun failed otherwise, with the
-    output's tail).
+    ``LeaseLost`` (the lease was lost) or ``TorchrunFailed`` (anything else, with the output's
+    tail).
     """
     if ranks < 2:
         raise ValueError(f"DDP needs at least 2 ranks, got {ranks}")
@@ -106,7 +111,7 @@ def launch(
                 except subprocess.TimeoutExpired:
                     pass
                 if time.monotonic() > deadline:
-                    raise ServiceError(f"{job.run_id}: torchrun ran past {deadline:.0f} s: hung")
+                    raise TorchrunFailed(f"{job.run_id}: torchrun ran past its time: hung")
                 keepalive()
         finally:
             if proc.poll() is None:
@@ -121,9 +126,12 @@ def launch(
         if line.startswith(RESULT_TAG):
             result = json.loads(line[len(RESULT_TAG) :])
     if proc.returncode != 0 or result is None:
-        tail = (stderr or stdout)[-2000:]
-        raise ServiceError(
-            f"{job.run_id}: torchrun with {ranks} ranks exited {proc.returncode}:\n{tail}"
+        # The first exception a rank printed says what went wrong; torchrun's summary follows.
+        raised = re.search(r"^\w[\w.]*(?:Error|Exception): .*$", stderr, re.MULTILINE)
+        cause = f"{raised.group(0)}\n" if raised else ""
+        tail = (stderr or stdout)[-1500:]
+        raise TorchrunFailed(
+            f"{job.run_id}: torchrun with {ranks} ranks exited {proc.returncode}: {cause}{tail}"
         )
     return result
 
