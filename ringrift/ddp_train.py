@@ -57,6 +57,27 @@ class SegmentJob:
     meta: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class SegmentResult:
+    """What the task needs of a trained segment, from one process or from torchrun's rank 0."""
+
+    steps: int
+    stopped: str | None  # training.loop.SEGMENT or CANCELLED; None: finished, model written
+    resumed_from_step: int | None
+    final_losses: dict[str, float]
+    world_size: int = 1
+
+    @classmethod
+    def of(cls, result: TrainResult, world_size: int = 1) -> SegmentResult:
+        return cls(
+            result.steps,
+            result.stopped,
+            result.resumed_from_step,
+            result.final_losses,
+            world_size,
+        )
+
+
 class SegmentRefused(ValueError):
     """Rank 0 refused the segment's data, model or config (a person must look)."""
 
@@ -66,10 +87,8 @@ class TorchrunFailed(RuntimeError):
     so it stays running and the beat starts the segment again once its lease lapses."""
 
 
-def launch(
-    job: SegmentJob, ranks: int, work: Path, keepalive: Callable[[], None]
-) -> dict[str, Any]:
-    """Run ``job`` on ``ranks`` processes under torchrun; rank 0's result as a dict.
+def launch(job: SegmentJob, ranks: int, work: Path, keepalive: Callable[[], None]) -> SegmentResult:
+    """Run ``job`` on ``ranks`` processes under torchrun; rank 0's result.
 
     While torchrun runs, ``keepalive`` (the lease's renewal) is called every third of a lease
     period, so the ranks' start-up (imports, rendezvous, data loading) cannot outlast the
@@ -117,14 +136,14 @@ def launch(
             if proc.poll() is None:
                 stop_process_group(proc)
     stdout, stderr = out_path.read_text(), err_path.read_text()
-    result: dict[str, Any] | None = None
+    result: SegmentResult | None = None
     for line in stdout.splitlines():
         if line.startswith(ERROR_TAG):
             error = json.loads(line[len(ERROR_TAG) :])
             kind = SegmentRefused if error["kind"] == "value" else LeaseLost
             raise kind(error["message"])
         if line.startswith(RESULT_TAG):
-            result = json.loads(line[len(RESULT_TAG) :])
+            result = SegmentResult(**json.loads(line[len(RESULT_TAG) :]))
     if proc.returncode != 0 or result is None:
         # The first exception a rank printed says what went wrong; torchrun's summary follows.
         raised = re.search(r"^\w[\w.]*(?:Error|Exception): .*$", stderr, re.MULTILINE)
@@ -212,14 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutdown(ctx)
     if main_rank:
-        out = {
-            "steps": result.steps,
-            "stopped": result.stopped,
-            "resumed_from_step": result.resumed_from_step,
-            "final_losses": result.final_losses,
-            "world_size": ctx.world_size if ctx is not None else 1,
-        }
-        print(RESULT_TAG + json.dumps(out), flush=True)
+        out = SegmentResult.of(result, ctx.world_size if ctx is not None else 1)
+        print(RESULT_TAG + json.dumps(asdict(out)), flush=True)
     return 0
 
 

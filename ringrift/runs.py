@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from ringrift.errors import ServiceError
 from ringrift.lease import LeaseLost
+from ringrift.store.artifacts import sha256_file
 from ringrift.store.models import Checkpoint, TrainingRun, utcnow
-from training.checkpoint import CheckpointError, file_sha256
+from training.checkpoint import CheckpointError
 
 LIVE = ("pending", "running")
 
@@ -106,7 +107,7 @@ def verify_checkpoint(s: Session, run_id: str, path: Path, step: int) -> None:
     size = path.stat().st_size
     if size != row.size:
         raise CheckpointError(f"{path}: {size} bytes, the ledger recorded {row.size}")
-    digest = file_sha256(path)
+    digest = sha256_file(path)
     if digest != row.sha256:
         raise CheckpointError(
             f"{path}: sha256 {digest[:12]}, the ledger recorded {row.sha256[:12]}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +22,7 @@ from tests.test_symmetry import _recovery_position
 ARCH = "b1c16"  # the evaluator's arithmetic does not depend on the tower's size
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """These nets are tiny: one thread is as fast, and two OpenMP threads that spin-wait for
-    each other slow down tenfold when the two CPU cores are shared with other processes."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _net(board: str, seed: int = 0) -> PolicyValueNet:

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from ringrift.ai.network import load_model, read_metadata
+from ringrift.store.artifacts import sha256_file
 from tests.training_fixtures import FAST
 from training.checkpoint import (
     CheckpointError,
     checkpoint_path,
-    file_sha256,
     latest_checkpoint,
     list_checkpoints,
 )
@@ -164,7 +164,7 @@ def test_on_checkpoint_sees_every_checksum_and_a_failing_hook_writes_nothing(
     assert [s for s, _ in on_disk] == [20, 30]
     for step, path in on_disk:
         sha, size = recorded[step]
-        assert file_sha256(path) == sha, path
+        assert sha256_file(path) == sha, path
         assert path.stat().st_size == size, path
     assert len({sha for sha, _ in recorded.values()}) == 3
 

@@ -52,14 +52,6 @@ CheckpointHook = Callable[[int, str, int], None]
 VerifyFn = Callable[[Path], None]
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class Checkpoint:
     path: Path

@@ -95,9 +95,10 @@ StopFn = Callable[[], "str | None"]
 
 # Settings a resumed run may change; anything else must match the checkpoint's config.
 RESUMABLE_CHANGES = frozenset({"steps", "device", "checkpoint_every", "keep_checkpoints"})
-# Why a call stopped before the run's end (TrainResult.stopped); agreed across ranks by code.
+# Why a call stopped before the run's end (TrainResult.stopped).
 SEGMENT, CANCELLED = "segment", "cancelled"
-_STOP_CODES = {0: None, 1: SEGMENT, 2: CANCELLED, 3: "early"}
+# The same, and early stopping, as the codes the ranks agree on (0: go on).
+_GO_ON, _SEGMENT_ENDS, _CANCEL, _STOP_EARLY = range(4)
 
 
 @dataclass(frozen=True)
@@ -308,14 +309,14 @@ def train(
 
     def stop_code(early: bool) -> int:
         """Rank 0's reason to stop this call now (0: go on), shared with every rank."""
-        code = 0
+        code = _GO_ON
         if main:
             if early:
-                code = 3
+                code = _STOP_EARLY
             elif should_stop is not None and should_stop() is not None:
-                code = 2
+                code = _CANCEL
             elif stop_at is not None and time.monotonic() >= stop_at:
-                code = 1
+                code = _SEGMENT_ENDS
         return dist.agree(code, device) if dist is not None else code
 
     def write_checkpoint(done: int, lr: float) -> None:
@@ -375,10 +376,13 @@ def train(
                     )
             reporting = done % progress_every == 0 or done == config.steps
             checked = validate and done % config.validation_every == 0
-            code = stop_code(early) if (reporting or checked) and done < config.steps else 0
-            stopped_early = stopped_early or code == 3
-            stopped = _STOP_CODES[code] if code in (1, 2) else None
-            at_checkpoint = done % config.checkpoint_every == 0 or done == config.steps or code != 0
+            asked = (reporting or checked) and done < config.steps
+            code = stop_code(early) if asked else _GO_ON
+            stopped_early = stopped_early or code == _STOP_EARLY
+            stopped = {_SEGMENT_ENDS: SEGMENT, _CANCEL: CANCELLED}.get(code)
+            at_checkpoint = (
+                done % config.checkpoint_every == 0 or done == config.steps or code != _GO_ON
+            )
             if at_checkpoint or reporting:
                 last = report(done)  # also refuses to checkpoint a diverged model
                 if main:
@@ -394,7 +398,7 @@ def train(
                         progress(done, config.steps, last)
                 if dist is not None and at_checkpoint:
                     dist.barrier()  # no rank runs ahead of a checkpoint that may fail
-            if code != 0:
+            if code != _GO_ON:
                 break
 
         trained_s = time.perf_counter() - loop_started

@@ -17,6 +17,7 @@ rest: tree bookkeeping, selection, backup), for ``ringrift bench selfplay``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -124,7 +125,7 @@ class BatchedGame:
             sampling = self.decisions < settings.sample_moves
             scale = settings.exploration if sampling else 0.0
             self.search = gumbel.gumbel_search(
-                self.state, settings.search, self.rng, gumbel_scale=scale
+                self.state, settings.search, self.rng, gumbel_scale=scale, moves=moves
             )
             return next(self.search)
         return None
@@ -322,9 +323,7 @@ def play_alone(
     config: GameConfig, evaluator: Evaluator, settings: BatchedSettings, seed: int, game_id: str
 ) -> BatchedGame:
     """One game with nothing batched alongside it (the reference for ``play_batched``)."""
-    one = BatchedSettings(
-        settings.search, 1, settings.sample_moves, settings.exploration, settings.max_moves
-    )
+    one = dataclasses.replace(settings, parallel_games=1)
     return play_batched(config, evaluator, one, [seed], [game_id])[0]
 
 

@@ -238,11 +238,13 @@ def gumbel_search(
     rng: np.random.Generator,
     *,
     gumbel_scale: float = 1.0,
+    moves: list[Move] | None = None,
 ) -> SearchGen:
     """Search ``root_state`` (not modified); see the module doc. ``gumbel_scale`` 0 plays the
-    best move by the search's own measure; 1 samples as the paper does."""
+    best move by the search's own measure; 1 samples as the paper does. ``moves``, when the
+    caller has them, are ``legal_moves(root_state)``."""
     root = Node(root_state.copy())
-    moves = root.moves = legal_moves(root.state)
+    moves = root.moves = list(moves) if moves is not None else legal_moves(root.state)
     if not moves:
         raise ValueError("gumbel_search needs a position with a legal move")
     if len(moves) == 1:  # nothing to choose: no evaluation, no simulation

@@ -27,7 +27,6 @@ the run row in ``ringrift status``.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from celery.utils.log import get_task_logger
 from ringrift import runs
 from ringrift.ai.encoding import ENCODER_VERSION
 from ringrift.celery import app
-from ringrift.ddp_train import SegmentJob, launch, train_segment
+from ringrift.ddp_train import SegmentJob, SegmentResult, launch, train_segment
 from ringrift.errors import ServiceError
 from ringrift.lease import Lease, LeaseLost
 from ringrift.pipeline import candidate_name, load_state, release
@@ -70,28 +69,15 @@ def segment_budget(svc: Service) -> int:
     return seconds
 
 
-@dataclass(frozen=True)
-class SegmentResult:
-    steps: int
-    stopped: str | None  # training.loop.SEGMENT or CANCELLED; None: finished, model written
-    resumed_from_step: int | None
-    final_losses: dict[str, float]
-
-
 def _run_segment(
     job: SegmentJob, cfg: TrainConfig, hooks: RunHooks, ranks: int, work: Path
 ) -> SegmentResult:
     """Train one segment here, or on ``ranks`` processes under torchrun (DDP)."""
     if ranks > 1:
         out = launch(job, ranks, work, keepalive=hooks.guard)
-        log.info("%s: segment %d trained on %d ranks", job.run_id, job.segment, out["world_size"])
-        return SegmentResult(
-            out["steps"], out["stopped"], out["resumed_from_step"], out["final_losses"]
-        )
-    result = train_segment(job, cfg, **hooks.loop_kwargs())
-    return SegmentResult(
-        result.steps, result.stopped, result.resumed_from_step, result.final_losses
-    )
+        log.info("%s: segment %d trained on %d ranks", job.run_id, job.segment, out.world_size)
+        return out
+    return SegmentResult.of(train_segment(job, cfg, **hooks.loop_kwargs()))
 
 
 def run_config(run_id: str, frozen: str | None, p: Preset) -> TrainConfig:
