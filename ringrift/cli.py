@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ringrift.errors import StartupError
+
 
 def _bench_engine(args: argparse.Namespace) -> int:
     from ringrift.bench import bench_engine
@@ -109,6 +111,7 @@ def _loop(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         as_json=args.json,
         timeout=args.timeout,
+        broker_port=args.broker_port,
     )
 
 
@@ -248,6 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument("--data-dir", type=Path, default=None, help="default: $RINGRIFT_DATA_DIR")
     loop.add_argument("--timeout", type=float, default=None, help="give up after this many s")
     loop.add_argument("--json", action="store_true", help="last line: one JSON summary")
+    loop.add_argument(
+        "--broker-port",
+        type=int,
+        default=None,
+        help="port of the loop's own Redis on 127.0.0.1 (default: a free one), so that Flower or "
+        "ringrift status can reach it",
+    )
     loop.set_defaults(func=_loop)
 
     status = sub.add_parser("status", help="where each configuration's loop stands")
@@ -278,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except BrokenPipeError:
         return 0
-    except ValueError as e:
+    except (ValueError, StartupError) as e:
         print(f"ringrift: error: {e}", file=sys.stderr)
         return 2
 

