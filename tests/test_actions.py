@@ -1,4 +1,5 @@
-"""The action-index space: in range, one index per legal move, decodes back."""
+"""The action-index space: in range, one index per legal move (or per identical effect),
+decodes back."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from ringrift.game.actions import (
     encode_move,
     legal_action_moves,
 )
-from ringrift.game.moves import MoveType
+from ringrift.game.fingerprint import fingerprint
+from ringrift.game.moves import Move, MoveType
 
 
 def test_space_sizes_are_fixed_per_board() -> None:
@@ -33,12 +35,29 @@ def test_every_legal_move_has_its_own_index(config: str) -> None:
             groups = legal_action_moves(state)
             for action, moves in groups.items():
                 assert 0 <= action < space.size
-                if len(moves) > 1:  # only recovery leaves a choice to the index
-                    assert {m.type for m in moves} == {MoveType.RECOVERY_SLIDE}
+                if len(moves) > 1:
+                    _same_action(state, moves)
             move = rng.choice(legal_moves(state))
             action = encode_move(state, move)
             assert decode_action(state, action) == groups[action][0]
             apply_move(state, move)
+
+
+def _same_action(state: GameState, moves: list[Move]) -> None:
+    """Moves may share an index only as a recovery's open choice, or as the two spellings of
+    collapsing a whole line (``process_line`` and ``choose_line_option`` option 1), which
+    must then do exactly the same thing."""
+    kinds = {m.type for m in moves}
+    if kinds == {MoveType.RECOVERY_SLIDE}:
+        return
+    assert kinds == {MoveType.PROCESS_LINE, MoveType.CHOOSE_LINE_OPTION}, moves
+    assert len({(m.cells, m.collapse, m.option) for m in moves}) == 1, moves
+    after = set()
+    for m in moves:
+        copy = state.copy()
+        apply_move(copy, m)
+        after.add(fingerprint(copy))
+    assert len(after) == 1
 
 
 def test_all_configs_have_a_space() -> None:

@@ -11,6 +11,7 @@ from ringrift.game import (
     Move,
     MoveType,
     Phase,
+    VictoryType,
     apply_move,
     legal_moves,
     move_from_str,
@@ -271,7 +272,10 @@ def test_forced_elimination_removes_whole_cap() -> None:
     play(state, "forced_elimination p1 to=0,0")
     assert state.stacks[cell] == (2,)
     assert state.eliminated[1] == 2
-    assert (state.current, state.phase) == (2, Phase.RING_PLACEMENT)
+    # P1 has no ring left anywhere, so P2 is the last player standing (as the canonical engine
+    # ends such a game at once)
+    assert state.is_over and state.winner == 2
+    assert state.victory is VictoryType.LAST_PLAYER_STANDING
 
 
 def test_no_forced_elimination_after_acting() -> None:
@@ -297,7 +301,10 @@ def test_exact_line_then_elimination_then_territory() -> None:
     line = tuple(geo.cell(f"{x},0") for x in range(4))
     play(state, "move_stack p1 from=3,0 to=3,1")
     assert state.phase is Phase.LINE_PROCESSING
-    assert legal_moves(state) == [Move(MT.PROCESS_LINE, 1, cells=line, collapse=line, option=1)]
+    assert legal_moves(state) == [
+        Move(MT.PROCESS_LINE, 1, cells=line, collapse=line, option=1),
+        Move(MT.CHOOSE_LINE_OPTION, 1, cells=line, collapse=line, option=1),
+    ]
 
     apply_move(state, legal_moves(state)[0])
     assert all(state.collapsed[c] == 1 and not state.markers[c] for c in line)
@@ -315,6 +322,8 @@ def test_exact_line_then_elimination_then_territory() -> None:
     assert state.rings_on_board(1) == rings_before - 1
     assert state.eliminated[1] == 1
     assert not state.pending_line
+    assert state.phase is Phase.LINE_PROCESSING  # line processing goes on (R123)
+    apply_move(state, only(state, MT.NO_LINE_ACTION))
     assert state.phase is Phase.TERRITORY_PROCESSING
     apply_move(state, only(state, MT.NO_TERRITORY_ACTION))
     assert (state.current, state.phase) == (2, Phase.RING_PLACEMENT)
@@ -331,8 +340,8 @@ def test_line_on_hex_three_player_is_three_long() -> None:
     # stepping 2,-2,0 -> 2,-1,-1 leaves the third marker of a 3-long row (hex8 3p needs 3)
     play(state, "move_stack p1 from=2,-2,0 to=2,-1,-1")
     moves = legal_moves(state)
-    assert [m.type for m in moves] == [MT.PROCESS_LINE]
-    assert len(moves[0].cells) == 3
+    assert [m.type for m in moves] == [MT.PROCESS_LINE, MT.CHOOSE_LINE_OPTION]
+    assert all(len(m.cells) == 3 for m in moves)
 
 
 # ----- (g) the swap rule -------------------------------------------------------------------------

@@ -26,6 +26,12 @@ def line(kind: str, cells: str, collapse: str | None = None, option: int = 1) ->
     return f"{kind} p1 cells={cells} collapse={collapse or cells} option={option}"
 
 
+def whole(cells: str) -> tuple[str, str]:
+    """The two ways to collapse a whole line (then one ring is owed): ``process_line``, or
+    ``choose_line_option`` option 1; the canonical engine offers both for every line."""
+    return line("process_line", cells), line("choose_line_option", cells)
+
+
 # ----- exact-length lines (COMPACT 5.3 case 1, R122 case 1, R123) -------------------------------
 
 
@@ -45,7 +51,7 @@ def test_exact_line_collapses_and_costs_one_ring(target: str, after: dict[str, l
     # no silent processing: the markers are still there, a decision is due
     assert snapshot(state)["markers"] == {"0,0": 1, "1,0": 1, "2,0": 1, "3,0": 1}
     assert snapshot(state)["phase"] == "line_processing"
-    assert legal(state) == texts(state, line("process_line", "0,0|1,0|2,0|3,0"))
+    assert legal(state) == texts(state, *whole("0,0|1,0|2,0|3,0"))
 
     play(state, line("process_line", "0,0|1,0|2,0|3,0"))
     # P1 must pay one ring from any stack it controls (5,6 is P2's although it holds a P1 ring)
@@ -55,6 +61,10 @@ def test_exact_line_collapses_and_costs_one_ring(target: str, after: dict[str, l
     assert snapshot(state)["phase"] == "line_processing"
 
     play(state, f"eliminate_rings_from_stack p1 to={target}")
+    # the ring is paid and line processing goes on (R123): no line is left, so it says so
+    assert snapshot(state)["phase"] == "line_processing"
+    assert legal(state) == texts(state, "no_line_action p1")
+    play(state, "no_line_action p1")
     assert snapshot(state) == expected(
         stacks={**after, "5,6": [2, 1], "7,6": [2]},
         collapsed={"0,0": 1, "1,0": 1, "2,0": 1, "3,0": 1},
@@ -112,7 +122,7 @@ def test_overlength_line_offers_option_one_and_every_segment() -> None:
     state = _overlength()
     assert legal(state) == texts(
         state,
-        line("choose_line_option", OVER),
+        *whole(OVER),
         line("choose_line_option", OVER, "0,0|1,0|2,0|3,0", 2),
         line("choose_line_option", OVER, "1,0|2,0|3,0|4,0", 2),
     )
@@ -123,6 +133,7 @@ def test_overlength_option_one_collapses_all_and_costs_a_ring() -> None:
     play(state, line("choose_line_option", OVER))
     assert legal(state) == texts(state, "eliminate_rings_from_stack p1 to=4,2")
     play(state, "eliminate_rings_from_stack p1 to=4,2")
+    play(state, "no_line_action p1")  # line processing goes on after the ring is paid
     assert snapshot(state) == expected(
         stacks={"4,2": [1], "7,6": [2]},
         collapsed={f"{x},0": 1 for x in range(5)},
@@ -168,15 +179,16 @@ def test_two_lines_from_one_move_are_processed_one_after_the_other(
         markers={"0,0": 1, "1,0": 1, "2,0": 1, "3,2": 2, "4,2": 1, "5,2": 1, "6,2": 1},
     )
     play(state, "move_stack p1 from=3,0 to=3,3")
-    assert legal(state) == texts(state, line("process_line", LINE_A), line("process_line", LINE_B))
+    assert legal(state) == texts(state, *whole(LINE_A), *whole(LINE_B))
     first, second = order
     play(state, line("process_line", first))
     # the cost of the first line is paid before the next line is chosen
     assert legal(state) == texts(state, "eliminate_rings_from_stack p1 to=3,3")
     play(state, "eliminate_rings_from_stack p1 to=3,3")
-    assert legal(state) == texts(state, line("process_line", second))
+    assert legal(state) == texts(state, *whole(second))
     play(state, line("process_line", second))
     play(state, "eliminate_rings_from_stack p1 to=3,3")
+    play(state, "no_line_action p1")  # line processing goes on after the ring is paid
     assert snapshot(state) == expected(
         stacks={"3,3": [1], "7,6": [2]},
         collapsed={c: 1 for c in (LINE_A + "|" + LINE_B).split("|")},
@@ -205,12 +217,14 @@ def test_collapsing_a_shared_cell_breaks_the_crossing_line(
     play(state, "move_stack p1 from=3,3 to=3,5")
     assert legal(state) == texts(
         state,
-        line("process_line", "3,3|4,3|5,3|6,3"),
-        line("process_line", "3,0|3,1|3,2|3,3"),
+        *whole("3,3|4,3|5,3|6,3"),
+        *whole("3,0|3,1|3,2|3,3"),
     )
     play(state, line("process_line", first))
     play(state, "eliminate_rings_from_stack p1 to=3,5")
     # the other line lost its shared cell: three markers are no longer a line
+    assert legal(state) == texts(state, "no_line_action p1")
+    play(state, "no_line_action p1")
     assert snapshot(state) == expected(
         stacks={"3,5": [1], "7,6": [2]},
         markers=rest,
@@ -248,7 +262,11 @@ def test_opponent_line_is_not_processed_on_my_turn() -> None:
     play(state, "skip_placement p2")
     play(state, "move_stack p2 from=7,6 to=7,7")
     cells = "0,5|1,5|2,5|3,5"
-    assert legal(state) == texts(state, f"process_line p2 cells={cells} collapse={cells} option=1")
+    assert legal(state) == texts(
+        state,
+        f"process_line p2 cells={cells} collapse={cells} option=1",
+        f"choose_line_option p2 cells={cells} collapse={cells} option=1",
+    )
 
 
 @pytest.mark.parametrize(
@@ -286,9 +304,10 @@ def test_line_is_broken_by_stacks_collapsed_spaces_and_other_markers(
 def test_diagonal_lines(markers: tuple[str, ...], frm: str, land: str, cells: str) -> None:
     state = build(stacks={frm: [1, 1], "7,6": [2]}, markers={c: 1 for c in markers})
     play(state, f"move_stack p1 from={frm} to={land}")
-    assert legal(state) == texts(state, line("process_line", cells))
+    assert legal(state) == texts(state, *whole(cells))
     play(state, line("process_line", cells))
     play(state, f"eliminate_rings_from_stack p1 to={land}")
+    play(state, "no_line_action p1")  # line processing goes on after the ring is paid
     assert snapshot(state) == expected(
         stacks={land: [1], "7,6": [2]},
         collapsed={c: 1 for c in cells.split("|")},
@@ -316,9 +335,10 @@ def test_three_markers_are_a_line_only_with_three_or_more_players(
     if not is_line:
         assert legal(state) == texts(state, "no_line_action p1")
         return
-    assert legal(state) == texts(state, line("process_line", "0,0|1,0|2,0"))
+    assert legal(state) == texts(state, *whole("0,0|1,0|2,0"))
     play(state, line("process_line", "0,0|1,0|2,0"))
     play(state, "eliminate_rings_from_stack p1 to=2,1")
+    play(state, "no_line_action p1")  # line processing goes on after the ring is paid
     assert snapshot(state) == expected(
         stacks={"7,6": [2]},
         collapsed={"0,0": 1, "1,0": 1, "2,0": 1},
@@ -342,7 +362,7 @@ def test_four_markers_are_overlength_with_three_players() -> None:
     cells = "0,0|1,0|2,0|3,0"
     assert legal(state) == texts(
         state,
-        line("choose_line_option", cells),
+        *whole(cells),
         line("choose_line_option", cells, "0,0|1,0|2,0", 2),
         line("choose_line_option", cells, "1,0|2,0|3,0", 2),
     )
@@ -370,15 +390,16 @@ def test_option_two_remainder_is_rechecked_for_lines(segment: str, then: str | N
     state = build(stacks={"7,0": [1, 1], "0,7": [2]}, markers={f"{x},0": 1 for x in range(7)})
     play(state, "move_stack p1 from=7,0 to=7,2")
     full = "|".join(f"{x},0" for x in range(8))
-    assert len(legal(state)) == 1 + 5  # option 1 and five segments
+    assert len(legal(state)) == 2 + 5  # the whole line (two ways) and five segments
     play(state, line("choose_line_option", full, segment, 2))
     if then is None:
         assert legal(state) == texts(state, "no_territory_action p1")
         assert snapshot(state)["markers"] == {"0,0": 1, "1,0": 1, "6,0": 1, "7,0": 1}
         return
-    assert legal(state) == texts(state, line("process_line", then))
+    assert legal(state) == texts(state, *whole(then))
     play(state, line("process_line", then))
     play(state, "eliminate_rings_from_stack p1 to=7,2")
+    play(state, "no_line_action p1")  # line processing goes on after the ring is paid
     assert snapshot(state) == expected(
         stacks={"7,2": [1], "0,7": [2]},
         collapsed={f"{x},0": 1 for x in range(8)},
@@ -401,9 +422,10 @@ def test_line_waits_until_the_capture_phase_is_over() -> None:
     assert state.phase.value == "capture"
     assert MT.PROCESS_LINE not in {m.type for m in legal_moves(state)}
     play(state, "overtaking_capture p1 from=3,1 to=3,3 target=3,2")
-    assert legal(state) == texts(state, line("process_line", "0,0|1,0|2,0|3,0"))
+    assert legal(state) == texts(state, *whole("0,0|1,0|2,0|3,0"))
     play(state, line("process_line", "0,0|1,0|2,0|3,0"))
     play(state, "eliminate_rings_from_stack p1 to=3,3")
+    play(state, "no_line_action p1")  # line processing goes on after the ring is paid
     assert snapshot(state) == expected(
         stacks={"3,3": [2], "7,6": [2]},  # P1's ring off the top; the captured P2 ring remains
         markers={"3,1": 1},

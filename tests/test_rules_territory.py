@@ -44,8 +44,8 @@ def claims(state: GameState) -> set[frozenset[str]]:
     """What each offered region decision would collapse (region and border markers together).
 
     Compared instead of the exact moves where the engine also offers the same collapse under a
-    second border colour (see the report: a stray marker of colour B in a region cut off by
-    collapsed spaces also yields "the region less that marker, bordered by B")."""
+    second border colour (a stray marker of colour B in a region cut off by collapsed spaces
+    also yields "the region less that marker, bordered by B")."""
     keys = state.geo.keys
     return {
         frozenset(keys[c] for c in m.cells + m.collapse)
@@ -122,7 +122,8 @@ def test_skip_territory_processing_ends_the_turn() -> None:
 @pytest.mark.parametrize("colour", [1, 2])
 def test_region_enclosed_by_one_players_markers(colour: int) -> None:
     # Corner 0,0 1,0 0,1 1,1 walled off by markers of one colour at 2,0 2,1 0,2 1,2 (2,2 is only
-    # diagonal to the region). Inside: a P2 stack and a marker of the other colour.
+    # diagonal to the region, but diagonal to the wall too). Inside: a P2 stack and a marker of
+    # the other colour.
     other = 3 - colour
     wall = {"2,0": colour, "2,1": colour, "0,2": colour, "1,2": colour}
     state = build(
@@ -131,7 +132,7 @@ def test_region_enclosed_by_one_players_markers(colour: int) -> None:
     )
     to_territory(state, "move_stack p1 from=5,0 to=5,2")
     inside = "0,0|1,0|0,1|1,1"
-    border = "2,0|2,1|0,2|1,2"
+    border = "2,0|2,1|0,2|1,2|2,2"
     assert legal(state) == texts(
         state, region(inside, border, colour), "skip_territory_processing p1"
     )
@@ -139,13 +140,13 @@ def test_region_enclosed_by_one_players_markers(colour: int) -> None:
     play(state, "eliminate_rings_from_stack p1 to=5,2")
     assert snapshot(state) == expected(
         stacks={"7,7": [2]},
-        # the wall collapses to the mover whatever its colour; the interior marker goes with
-        # the region; 2,2 blocks no path and stays
-        markers={"2,2": colour, "5,0": 1},
+        # the wall collapses to the mover whatever its colour, and with it 2,2, a marker joined
+        # to the wall diagonally; the interior marker goes with the region
+        markers={"5,0": 1},
         collapsed={c: 1 for c in (inside + "|" + border).split("|")},
         hand=[5, 5],
         eliminated=[3, 0],  # the P2 ring inside + P1's two-ring cap
-        territory=[8, 0],
+        territory=[9, 0],
         phase="ring_placement",
         current=2,
     )
@@ -378,6 +379,7 @@ def test_line_collapse_can_create_the_region() -> None:
     cells = "0,2|1,2|2,2|3,2"
     play(state, f"process_line p1 cells={cells} collapse={cells} option=1")
     play(state, "eliminate_rings_from_stack p1 to=3,4")
+    play(state, "no_line_action p1")
     assert legal(state) == texts(state, region("0,0|1,0|0,1|1,1"), "skip_territory_processing p1")
     play(state, region("0,0|1,0|0,1|1,1"))
     play(state, "eliminate_rings_from_stack p1 to=3,4")
@@ -397,26 +399,27 @@ def test_line_collapse_can_create_the_region() -> None:
     )
 
 
-def test_only_border_markers_touching_the_region_collapse() -> None:
-    # Rules ambiguity (RULES_CANONICAL_SPEC 12.2): which border-colour markers collapse when the
-    # wall is two markers thick? The engine's documented choice (README "Rules decisions"): the
-    # border-colour markers adjacent to the region. Here the inner layer 1,0 0,1 touches the
-    # region 0,0; the outer layer 2,0 1,1 0,2 does not and stays.
+def test_the_whole_marker_group_joined_to_the_border_collapses() -> None:
+    # A wall two markers thick, and markers of the other colour touching it: the canonical
+    # engine collapses the border markers touching the region and every marker, of any colour,
+    # joined to them through a chain of adjacent markers (diagonals included on square boards).
+    # 6,6 and 7,7 are not joined to that group and stay.
     state = build(
         stacks={"5,0": [1, 1], "0,0": [2], "7,7": [2]},
-        markers={"1,0": 1, "0,1": 1, "2,0": 1, "1,1": 1, "0,2": 1},
+        markers={"1,0": 1, "0,1": 1, "2,0": 1, "1,1": 1, "0,2": 1, "3,1": 2, "6,6": 1},
     )
     to_territory(state, "move_stack p1 from=5,0 to=5,2")
-    assert legal(state) == texts(state, region("0,0", "1,0|0,1", 1), "skip_territory_processing p1")
-    play(state, region("0,0", "1,0|0,1", 1))
+    group = "1,0|0,1|2,0|1,1|0,2|3,1"
+    assert legal(state) == texts(state, region("0,0", group, 1), "skip_territory_processing p1")
+    play(state, region("0,0", group, 1))
     play(state, "eliminate_rings_from_stack p1 to=5,2")
     assert snapshot(state) == expected(
         stacks={"7,7": [2]},
-        markers={"2,0": 1, "1,1": 1, "0,2": 1, "5,0": 1},
-        collapsed={"0,0": 1, "1,0": 1, "0,1": 1},
+        markers={"5,0": 1, "6,6": 1},
+        collapsed={c: 1 for c in ("0,0|" + group).split("|")},
         hand=[5, 5],
         eliminated=[3, 0],
-        territory=[3, 0],
+        territory=[7, 0],
         phase="ring_placement",
         current=2,
     )

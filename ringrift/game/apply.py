@@ -149,6 +149,10 @@ def _end_turn(state: GameState) -> None:
         return
     if check_stalemate(state):
         return
+    standing = [q for q in range(1, n + 1) if not state.is_permanently_eliminated(q)]
+    if len(standing) == 1:  # every other player has no ring left anywhere
+        finish(state, standing[0], VictoryType.LAST_PLAYER_STANDING)
+        return
     if state.real_taken:
         state.last_actor = p
     elif p in state.lps_actors:
@@ -265,9 +269,9 @@ def apply_move_unchecked(state: GameState, move: Move) -> None:
 
 def _apply_elimination(state: GameState, cell: int, p: int) -> None:
     if state.phase is Phase.LINE_PROCESSING:
+        # The line is paid for; line processing goes on (more lines, or no_line_action).
         state.eliminate_top(cell, 1, p)
         state.pending_line = False
-        _after_line_step(state)
         return
     if state.recovery_turn:
         state.extract_buried(cell, p)

@@ -230,14 +230,16 @@ def recovery_moves(state: GameState, player: int) -> list[Move]:
 
 
 def line_moves(state: GameState, player: int) -> list[Move]:
-    """Line decisions: ``process_line`` for an exact line; options 1 and 2 for a longer one."""
+    """Line decisions. Any line may be collapsed whole (then one ring is owed), as
+    ``process_line`` or as ``choose_line_option`` option 1; a longer line may instead collapse
+    any run of the line length (option 2, nothing owed)."""
     length = state.config.line_length
     out: list[Move] = []
     for line in find_lines(state, player):
-        if len(line) == length:
-            out.append(Move(MT.PROCESS_LINE, player, cells=line, collapse=line, option=1))
-            continue
+        out.append(Move(MT.PROCESS_LINE, player, cells=line, collapse=line, option=1))
         out.append(Move(MT.CHOOSE_LINE_OPTION, player, cells=line, collapse=line, option=1))
+        if len(line) == length:
+            continue
         for i in range(len(line) - length + 1):
             out.append(
                 Move(

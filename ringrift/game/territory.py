@@ -4,26 +4,31 @@ A region is a connected set (territory adjacency) of cells that are neither coll
 markers of the border colour B. It is disconnected when the board splits into more than one
 such component and the stacks inside it lack at least one colour that still has rings on the
 board. Border colour 0 means the region is enclosed by collapsed spaces and edges alone.
+
+When a region is processed, the markers that collapse with it are, as the canonical engine
+plays it, the whole group of markers joined to its border: the border-colour markers touching
+the region and every marker, of any colour, linked to them through a chain of
+movement-adjacent markers.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from ringrift.game.bitboard import bitboard
+from ringrift.game.bitboard import BitBoard, bitboard
 from ringrift.game.state import GameState
 
 
 class Region(NamedTuple):
     cells: tuple[int, ...]  # ascending cell order
     border_color: int
-    border_markers: tuple[int, ...]  # markers of the border colour that collapse with it
+    border_markers: tuple[int, ...]  # the markers that collapse with it (see the module doc)
 
 
 def find_disconnected_regions(state: GameState) -> list[Region]:
-    """All physically and colour-disconnected regions, in a stable order; regions that would
-    collapse exactly the same cells are listed once (the first found: collapsed-only borders
-    before marker borders, then by border colour)."""
+    """All physically and colour-disconnected regions, in a stable order; the same cells
+    enclosed for several border colours are listed once (the first found: collapsed-only
+    borders before marker borders, then by border colour)."""
     stacks = state.stacks
     if not state.stack_cells:
         return []
@@ -65,13 +70,28 @@ def find_disconnected_regions(state: GameState) -> list[Region]:
             if not colours < active:
                 continue
             touching = bb.spread(comp) & border_bits if border else 0
-            # A region and its border markers collapse together; two readings of the same
-            # cells (a marker inside, or the same marker as border) are one choice.
-            footprint = comp | touching
-            if footprint in seen:
+            if touching:
+                touching = _linked_markers(state, touching, bb) & ~comp
+            if comp in seen:  # the same cells enclosed for more than one border colour
                 continue
-            seen.add(footprint)
+            seen.add(comp)
             found.append(
                 Region(tuple(sorted(bb.cells(comp))), border, tuple(sorted(bb.cells(touching))))
             )
     return found
+
+
+def _linked_markers(state: GameState, seeds: int, bb: BitBoard) -> int:
+    """The markers, of any colour, joined to the ``seeds`` markers through chains of
+    movement-adjacent markers (diagonals too on square boards)."""
+    links = state.geo.neighbors
+    markers = state.markers
+    todo = bb.cells(seeds)
+    group = set(todo)
+    while todo:
+        c = todo.pop()
+        for n in links[c]:
+            if markers[n] and n not in group:
+                group.add(n)
+                todo.append(n)
+    return bb.of(sorted(group))
