@@ -69,12 +69,12 @@ def find_disconnected_regions(state: GameState) -> list[Region]:
             colours = {p for p, bits in control_bits.items() if bits & comp}
             if not colours < active:
                 continue
-            touching = bb.spread(comp) & border_bits if border else 0
-            if touching:
-                touching = _linked_markers(state, touching, bb) & ~comp
             if comp in seen:  # the same cells enclosed for more than one border colour
                 continue
             seen.add(comp)
+            touching = bb.spread(comp) & border_bits if border else 0
+            if touching:
+                touching = _linked_markers(state, touching, bb) & ~comp
             found.append(
                 Region(tuple(sorted(bb.cells(comp))), border, tuple(sorted(bb.cells(touching))))
             )
