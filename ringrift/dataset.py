@@ -38,7 +38,8 @@ array             dtype, shape       meaning
                                      caller's keys
 ================  =================  ========================================================
 
-With ``augment`` every symmetric copy is a row of its own (8 or 12 times the rows); without it
+With ``augment`` every symmetric copy is a row of its own (8 times the rows on square boards,
+4 on hex8, 12 on hexagonal); without it
 each position is one row and a trainer draws a symmetry per sample as it builds a batch: the
 planes move by ``Symmetry.grid_gather`` (the globals do not depend on the orientation), the
 action indices by ``cell_action_tables`` and, where those give -1, by the row's ``sym_*`` maps.
@@ -90,6 +91,7 @@ from ringrift.game.actions import action_space, legal_action_moves
 from ringrift.game.boards import BoardType, geometry
 from ringrift.game.fingerprint import fingerprint
 from ringrift.game.moves import Move
+from ringrift.game.rules_version import RULES_VERSION, UNVERSIONED
 from ringrift.game.state import GameState
 
 DATASET_FORMAT = "ringrift-dataset"
@@ -320,7 +322,7 @@ def write_dataset(
 ) -> DatasetStats:
     """Export every policy target of ``games`` (shard game dicts) as training samples.
 
-    One row per target and per board symmetry (8 on square boards, 12 on hex boards) when
+    One row per target and per board symmetry (8 on square boards, 4 on hex8, 12 on hexagonal) when
     ``augment``; otherwise the identity only, with the symmetry maps of the line and territory
     actions (``sym_*``, see the module doc) for augmenting on the fly. ``chunk_positions`` is
     the number of rows held in memory before they are copied into the memory-mapped arrays.
@@ -505,6 +507,7 @@ def write_dataset(
             "format": DATASET_FORMAT,
             "version": DATASET_VERSION,
             "encoder_version": ENCODER_VERSION,
+            "rules_version": RULES_VERSION,
             "board": board.value,
             "action_size": space.size,
             "num_samples": rows,
@@ -753,6 +756,12 @@ def load_dataset(
         )
     if meta.get("board") != board.value:
         raise DatasetError(f"{path}: board {meta.get('board')!r}, expected {board.value!r}")
+    rules = meta.get("rules_version", UNVERSIONED)
+    if rules != RULES_VERSION:
+        raise DatasetError(
+            f"{path}: made from games of rules version {rules!r}; this engine plays rules "
+            f"version {RULES_VERSION}: export the dataset again from current games"
+        )
     _check_arrays(path, meta, arrays, board)
     _check_symmetry_maps(path, meta, arrays, board)
     return Dataset(path=path, meta=meta, **arrays)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from ringrift.ai.selfplay import read_shard
 from ringrift.errors import ServiceError
-from ringrift.game import GameConfig
+from ringrift.game import RULES_VERSION, GameConfig
 from ringrift.gate import GateDecision, MatchScore, decide
 from ringrift.presets import Preset, preset
 from ringrift.service import Service
@@ -121,6 +121,7 @@ def shard_game_rows(
                 "ranking": list(g["ranks"]),
                 "length": int(g["length"]),
                 "termination": g["termination"],
+                "rules_version": RULES_VERSION,  # read_shard refuses shards of other rules
                 "search": json.dumps(g["search"], separators=(",", ":")) if "search" in g else None,
                 "shard_artifact_id": artifact.id,
             }
@@ -155,7 +156,12 @@ def uncollected_shards(s: Session, config: str, generation: int) -> list[Artifac
 
 
 def game_count(s: Session, config: str, generation: int | None = None) -> int:
-    q = select(func.count()).select_from(Game).where(Game.config == config)
+    """Games of the current rules version (the only ones export takes)."""
+    q = (
+        select(func.count())
+        .select_from(Game)
+        .where(Game.config == config, Game.rules_version == RULES_VERSION)
+    )
     if generation is not None:
         q = q.where(Game.generation == generation)
     return int(s.scalar(q) or 0)
@@ -164,8 +170,20 @@ def game_count(s: Session, config: str, generation: int | None = None) -> int:
 # ----- the evaluation decision: the only way to promote --------------------------------------
 
 
-def opponents_for(st: PipelineState) -> list[str]:
-    return [*FIXED_OPPONENTS, *([st.best_model_id] if st.best_model_id else [])]
+def current_best(s: Session, st: PipelineState) -> str | None:
+    """The best model, if it was trained under the current rules: one of another rules version
+    is neither played nor trained from (``load_model`` would refuse it), so the configuration
+    starts again from no model, as at generation 0."""
+    if st.best_model_id is None:
+        return None
+    model = s.get(Model, st.best_model_id)
+    if model is None or model.rules_version != RULES_VERSION:
+        return None
+    return st.best_model_id
+
+
+def opponents_for(best: str | None) -> list[str]:
+    return [*FIXED_OPPONENTS, *([best] if best else [])]
 
 
 def gate_decision(s: Session, st: PipelineState, candidate_id: str, p: Preset) -> GateDecision:
@@ -175,7 +193,7 @@ def gate_decision(s: Session, st: PipelineState, candidate_id: str, p: Preset) -
         )
     )
     scores = [MatchScore(m.opponent, m.games, m.wins, m.losses, m.draws) for m in rows]
-    return decide(scores, p.gate, has_best=st.best_model_id is not None)
+    return decide(scores, p.gate, has_best=current_best(s, st) is not None)
 
 
 def apply_decision(s: Session, config: str, generation: int, candidate_id: str) -> str:
@@ -252,7 +270,7 @@ def _plan(svc: Service, config: str) -> tuple[str | None, Due | None]:
                 "batch": f"n{have}",
                 "tasks": tasks,
                 "games": p.games_per_task,
-                "model_id": st.best_model_id,
+                "model_id": current_best(s, st),
                 "preset": p.name,
             }
             return "selfplay", Due("selfplay", config, k, detail)
@@ -269,7 +287,7 @@ def _plan(svc: Service, config: str) -> tuple[str | None, Due | None]:
                         "config": config,
                         "generation": k,
                         "dataset_artifact_id": dataset.id,
-                        "init_model_id": st.best_model_id,
+                        "init_model_id": current_best(s, st),
                         "status": "pending",
                         "total_steps": p.train_config().steps,
                         "train_config": p.train_config().to_json(),
@@ -293,7 +311,7 @@ def _plan(svc: Service, config: str) -> tuple[str | None, Due | None]:
                 )
             )
         )
-        missing = [o for o in opponents_for(st) if o not in played]
+        missing = [o for o in opponents_for(current_best(s, st)) if o not in played]
         if missing:
             return "evaluating", Due(
                 "evaluate",

@@ -21,37 +21,18 @@ TARBALL = (
     Path(__file__).parent / "fixtures" / "generated-traces" / "canonical-random-2026-12-03.tar.gz"
 )
 
-HEX_GROUP = (
-    "hex boards: the canonical engine also joins markers at (x+1, y+1) and (x-1, y-1) into "
-    "the marker group that collapses with a region, which our engine does not yet do"
+DEAD_PLACEMENT = (
+    "the canonical engine accepts a place_ring whose new stack has no legal move or capture "
+    "(the player then records no_movement_action); with {moves} played as recorded, the rest "
+    "of the game replays to its end. 4 such placements in 1,530 on hex boards, none in 1,143 "
+    "on square boards. No simple relaxation of the no-dead-placement rule fits: 8 directions "
+    "in (x, y), jumping collapsed spaces or testing one ring would, in random play, have put "
+    "26 to 51 such placements into these games, not 4"
 )
-UNDIAGNOSED = "divergence not yet diagnosed"
 DIVERGES = {
-    "hex8_2p.random_seed1001": HEX_GROUP,
-    "hex8_2p.random_seed1002": HEX_GROUP,
-    "hex8_2p.random_seed1003": HEX_GROUP,
-    "hex8_2p.random_seed1005": HEX_GROUP,
-    "hex8_2p.random_seed1006": UNDIAGNOSED + " (a forced_elimination, step 160)",
-    "hex8_2p.random_seed1007": HEX_GROUP,
-    "hex8_3p.random_seed1001": UNDIAGNOSED + " (a process_line, step 118)",
-    "hex8_3p.random_seed1002": HEX_GROUP,
-    "hex8_3p.random_seed1005": UNDIAGNOSED + " (a place_ring our engine finds illegal, move 114)",
-    "hex8_3p.random_seed1006": HEX_GROUP,
-    "hex8_3p.random_seed1007": HEX_GROUP,
-    "hex8_3p.random_seed1008": "a place_ring of two rings on -4,0,4 our engine finds illegal",
-    "hex8_4p.random_seed1001": HEX_GROUP,
-    "hex8_4p.random_seed1002": HEX_GROUP,
-    "hex8_4p.random_seed1003": HEX_GROUP,
-    "hex8_4p.random_seed1006": HEX_GROUP,
-    "hex8_4p.random_seed1007": HEX_GROUP,
-    "hex8_4p.random_seed1008": HEX_GROUP,
-    "hexagonal_2p.random_seed1001": HEX_GROUP,
-    "hexagonal_2p.random_seed1002": HEX_GROUP,
-    "hexagonal_3p.random_seed1001": HEX_GROUP,
-    "hexagonal_3p.random_seed1002": HEX_GROUP,
-    "hexagonal_4p.random_seed1001": HEX_GROUP,
-    "hexagonal_4p.random_seed1002": HEX_GROUP,
-    "square19_3p.random_seed1002": UNDIAGNOSED + " (a choose_territory_option, step 641)",
+    "hex8_3p.random_seed1005": DEAD_PLACEMENT.format(moves="move 114"),
+    "hex8_3p.random_seed1008": DEAD_PLACEMENT.format(moves="move 91"),
+    "hexagonal_4p.random_seed1001": DEAD_PLACEMENT.format(moves="moves 672 and 888"),
 }
 
 

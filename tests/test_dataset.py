@@ -209,6 +209,7 @@ def test_refusals_when_loading(written: dict[str, Path], tmp_path: Path) -> None
     cases: list[tuple[dict[str, Any], str]] = [
         ({"meta": {"format": "other"}}, "not a ringrift dataset"),
         ({"meta": {"version": 2}}, "dataset version 2"),
+        ({"meta": {"rules_version": 1}}, "games of rules version 1; this engine plays rules"),
         ({"meta": {"num_samples": n + 1}}, "samples"),
         ({"game_index": np.zeros(n - 1, dtype=np.int32)}, "game_index has shape"),
         ({"policy_offset": np.zeros(n + 1, dtype=np.int64)}, "policy_offset does not span"),

@@ -28,7 +28,7 @@ from ringrift.ai.network import (
     read_metadata,
     save_model,
 )
-from ringrift.game import BoardType, GameConfig
+from ringrift.game import RULES_VERSION, BoardType, GameConfig
 from ringrift.game.actions import action_space
 from tests.test_encoding import random_positions
 
@@ -129,6 +129,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
         "generation": 3,
         "architecture": "b4c64",
         "encoder_version": ENCODER_VERSION,
+        "rules_version": RULES_VERSION,
         "board": "square8",
         "action_size": 5705,
         "input_planes": NUM_PLANES,
@@ -174,6 +175,26 @@ def test_load_refuses_a_mismatch_naming_the_file(tmp_path: Path) -> None:
     torch.save({"weights": torch.zeros(1)}, junk)
     with pytest.raises(ModelMismatchError, match="junk.pt"):
         load_model(junk, "hex8", "b2c16")
+
+
+@pytest.mark.parametrize("stored", [None, RULES_VERSION - 1])
+def test_a_model_of_other_rules_is_refused(tmp_path: Path, stored: int | None) -> None:
+    # Models saved before the rules version was recorded (None) were trained under version 1.
+    path = tmp_path / "old.pt"
+    save_model(path, PolicyValueNet(BoardType.HEX8, "b2c16"))
+    payload = torch.load(path, weights_only=True)
+    if stored is None:
+        del payload["meta"]["rules_version"]
+    else:
+        payload["meta"]["rules_version"] = stored
+    torch.save(payload, path)
+    with pytest.raises(ModelMismatchError) as err:
+        load_model(path, BoardType.HEX8, "b2c16")
+    message = str(err.value)
+    assert str(path) in message
+    assert f"rules version {RULES_VERSION - 1}" in message
+    assert f"plays rules version {RULES_VERSION}" in message
+    assert "neither an opponent nor a starting point" in message
 
 
 def test_save_refuses_meta_that_contradicts_the_model(tmp_path: Path) -> None:

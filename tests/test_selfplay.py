@@ -67,6 +67,7 @@ def _rewrite(path: Path, edit: int, field: str, value: object) -> None:
         (1, "config", "square8_2p", "game config"),
         (0, "games", 5, "header says 5 games"),
         (0, "format", "other", "not a ringrift shard"),
+        (0, "rules_version", 1, "played under rules version 1; this engine plays rules version"),
     ],
 )
 def test_inconsistent_shards_are_rejected(

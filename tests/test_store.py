@@ -8,6 +8,7 @@ the PostgreSQL variants are skipped, saying so.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import threading
@@ -57,7 +58,7 @@ TABLES = {
     "training_runs",
 }
 CONFIG = "square8_2p"
-HEAD = "0004"  # the newest migration
+HEAD = "0005"  # the newest migration
 
 
 # --- databases --------------------------------------------------------------------------------
@@ -226,6 +227,69 @@ def test_downgrade_to_base_and_up_again(db_url: str) -> None:
         assert set(inspect(eng).get_table_names()) == TABLES | {"alembic_version"}
     finally:
         eng.dispose()
+
+
+def test_a_ledger_of_first_rules_games_upgrades_and_keeps_them(db_url: str) -> None:
+    # A ledger as it stood before games recorded their rules version: its games and models
+    # are kept, marked as played and trained under the first rules, and export leaves the
+    # games out while they stay in the ledger.
+    from ringrift.game import RULES_VERSION
+    from ringrift.pipeline import game_count
+    from ringrift.tasks.export import LedgerGames
+
+    migrate(db_url, "0004")
+    eng = make_engine(db_url)
+    try:
+        with eng.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO artifacts (id, kind, path, sha256, size, config) "
+                    "VALUES ('shard-old', 'shard', 'shard/shard-old', :sha, 10, :config)"
+                ),
+                {"sha": "ab" * 32, "config": CONFIG},
+            )
+            for row in _game_rows(3, "shard-old"):
+                cols = ", ".join(row)
+                conn.execute(
+                    text(f"INSERT INTO games ({cols}) VALUES ({', '.join(':' + c for c in row)})"),
+                    {**row, "ranking": json.dumps(row["ranking"])},
+                )
+        migrate(db_url)
+        assert _revision(eng) == HEAD
+        with session_factory(eng)() as s:
+            assert {g.rules_version for g in s.scalars(select(Game))} == {1}
+            ingest_games(s, _game_rows(2, "shard-old", start=10))
+            s.commit()
+            versions = sorted(g.rules_version for g in s.scalars(select(Game)))
+            assert versions == [1, 1, 1, RULES_VERSION, RULES_VERSION]
+            assert game_count(s, CONFIG) == 2
+            window = LedgerGames(s, CONFIG, generation=0, limit=100)
+            assert [g["id"] for g in window] == ["game-0010", "game-0011"]
+    finally:
+        eng.dispose()
+
+
+@pytest.mark.parametrize("trained_under", ["first rules", "current rules"])
+def test_a_best_model_of_other_rules_is_neither_played_nor_trained_from(
+    sessions: sessionmaker[Session], trained_under: str
+) -> None:
+    from ringrift.game import RULES_VERSION
+    from ringrift.pipeline import current_best, opponents_for
+
+    with sessions() as s:
+        best = _model(s, "model-square8_2p-g1")
+        s.get_one(Model, best).rules_version = (
+            1 if trained_under == "first rules" else RULES_VERSION
+        )
+        s.add(PipelineState(config=CONFIG, best_model_id=best))
+        s.commit()
+        st = s.get_one(PipelineState, CONFIG)
+        if trained_under == "first rules":
+            assert current_best(s, st) is None
+            assert opponents_for(current_best(s, st)) == ["random", "heuristic"]
+        else:
+            assert current_best(s, st) == best
+            assert opponents_for(current_best(s, st)) == ["random", "heuristic", best]
 
 
 def test_concurrent_migrations_run_one_after_the_other(db_url: str) -> None:

@@ -35,7 +35,7 @@ MT = MoveType
 def test_group_structure(board: BoardType) -> None:
     group = symmetries(board)
     geo = GameConfig(board, 2).geometry
-    assert len(group) == (12 if board.is_hex else 8)
+    assert len(group) == {"square8": 8, "square19": 8, "hex8": 4, "hexagonal": 12}[board.value]
     assert group[0].is_identity and group[0].dirs == tuple(range(geo.num_directions))
     assert len({g.perm for g in group}) == len(group)
     cells = list(range(geo.num_cells))
@@ -51,6 +51,9 @@ def test_group_structure(board: BoardType) -> None:
                 assert g.dirs[geo.opposite(d)] == geo.opposite(g.dirs[d])
             assert {g.perm[x] for x in geo.territory_neighbors[c]} == set(
                 geo.territory_neighbors[g.perm[c]]
+            )
+            assert {g.perm[x] for x in geo.marker_link_neighbors[c]} == set(
+                geo.marker_link_neighbors[g.perm[c]]
             )
         # closed under composition and inverses
         for h in group:

@@ -59,6 +59,21 @@ def test_last_player_standing_after_three_full_rounds() -> None:
     assert state.move_count == 32
 
 
+def test_last_player_standing_rounds_run_from_the_candidates_own_turn() -> None:
+    # Player 1 moves first but has nothing to act with (a ring buried under player 2's cap, no
+    # ring in hand, no marker to slide); player 2 alone acts. A round runs from player 2's turn
+    # through player 1's, and the win is declared as the third closes, before player 2's
+    # fourth turn: where the canonical engine's recorded games end.
+    state = _state({"3,3": [2, 1], "7,7": [2]}, (0, 0))
+    _play_quietly(state, 200)
+    assert state.is_over
+    assert state.victory is VictoryType.LAST_PLAYER_STANDING
+    assert state.winner == 2 and state.current == 2
+    assert state.ranks == (2, 1)
+    # player 1's first turn after loading (not scored), then three rounds of four moves a turn
+    assert state.move_count == 4 + 3 * 8
+
+
 def test_a_player_who_regains_an_action_resets_last_player_standing() -> None:
     state = _state({"3,3": [1, 2], "7,7": [1]}, (0, 0))
     while state.lps_rounds < 2:

@@ -21,9 +21,10 @@ legal actions. Illegal entries come out as ``-inf``: a cross-entropy against a t
 zero there must skip them (``torch.where(target > 0, target * logp, 0)``), since ``0 * -inf`` is
 NaN.
 
-Saved models carry their metadata (architecture, encoder version, board, action size, input
-planes, globals); ``load_model`` refuses a file whose metadata differs from what the caller
-expects with ``ModelMismatchError``, never loading weights into the wrong shape or meaning.
+Saved models carry their metadata (architecture, encoder version, rules version, board, action
+size, input planes, globals); ``load_model`` refuses a file whose metadata differs from what the
+caller expects with ``ModelMismatchError``, never loading weights into the wrong shape or
+meaning, and a model trained under other rules (``ringrift.game.rules_version``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from ringrift.ai.encoding import ENCODER_VERSION, NUM_GLOBALS, NUM_PLANES, PLANE
 from ringrift.atomic import atomic_file
 from ringrift.game.actions import NUM_SINGLETONS, action_space
 from ringrift.game.boards import BoardType
+from ringrift.game.rules_version import RULES_VERSION, UNVERSIONED
 
 TINY = "b4c64"
 DEFAULT = "b10c128"
@@ -168,6 +170,7 @@ class PolicyValueNet(nn.Module):
         return {
             "architecture": self.arch.name,
             "encoder_version": ENCODER_VERSION,
+            "rules_version": RULES_VERSION,
             "board": self.board.value,
             "action_size": self.action_size,
             "input_planes": NUM_PLANES,
@@ -258,6 +261,13 @@ def load_model(
     board = BoardType(board)
     spec = parse_arch(arch)
     state_dict, meta = _read(path)
+    rules = meta.get("rules_version", UNVERSIONED)
+    if rules != RULES_VERSION:
+        raise ModelMismatchError(
+            f"{path}: trained on games of rules version {rules!r}; this engine plays rules "
+            f"version {RULES_VERSION}, so the model can be neither an opponent nor a starting "
+            "point: train a new one"
+        )
     expected = {
         "architecture": spec.name,
         "encoder_version": encoder_version,

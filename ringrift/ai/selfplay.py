@@ -21,6 +21,7 @@ from typing import Any
 from ringrift.ai.mcts import MCTS, Evaluator, SearchConfig, choose_move, visit_policy
 from ringrift.game import GameConfig, GameRecord, GameState, RingRiftError, legal_moves
 from ringrift.game.apply import apply_move_unchecked
+from ringrift.game.rules_version import RULES_VERSION, UNVERSIONED
 
 SHARD_FORMAT = "ringrift-shard"
 SHARD_VERSION = 1
@@ -109,6 +110,7 @@ class ShardHeader:
     generation: int
     model_id: str | None
     games: int
+    rules_version: int = RULES_VERSION
 
 
 def write_shard(path: Path, header: ShardHeader, games: list[PlayedGame]) -> None:
@@ -182,6 +184,12 @@ def _header(path: Path, data: Any) -> ShardHeader:
         raise ShardError(f"{path}: not a ringrift shard (line 1)")
     if data.get("version") != SHARD_VERSION:
         raise ShardError(f"{path}: shard version {data.get('version')!r} is not supported")
+    rules = data.get("rules_version", UNVERSIONED)
+    if rules != RULES_VERSION:
+        raise ShardError(
+            f"{path}: games played under rules version {rules!r}; this engine plays rules "
+            f"version {RULES_VERSION} and cannot replay or train on them"
+        )
     try:
         GameConfig.parse(str(data["config"]))
         return ShardHeader(

@@ -1,7 +1,8 @@
 """Board symmetries for data augmentation: the dihedral group of each board.
 
-Square boards have 8 (rotations by 90 degrees and reflections), hex boards 12 (rotations by 60
-degrees and reflections, in cube coordinates). Every symmetry is a ``Symmetry``: a cell
+Square boards have 8 (rotations by 90 degrees and reflections), the hexagonal board 12 (rotations
+by 60 degrees and reflections, in cube coordinates) and hex8 the 4 of those that keep its marker
+chains (see ``symmetries``). Every symmetry is a ``Symmetry``: a cell
 permutation ``perm[cell] -> cell`` and a direction permutation ``dirs[d] -> d'`` over
 ``geo.directions``, such that the cell one step from ``c`` along ``d`` maps to the cell one step
 from ``perm[c]`` along ``dirs[d]``. ``symmetries(board)[0]`` is the identity.
@@ -131,10 +132,24 @@ def _build(geo: Geometry, name: str, f: Callable[[Coord], Coord]) -> Symmetry:
 
 @functools.cache
 def symmetries(board: BoardType) -> tuple[Symmetry, ...]:
-    """The board's symmetry group, identity first: 8 for square boards, 12 for hex boards."""
+    """The board's symmetry group, identity first: the maps of the board's shape that keep
+    every adjacency the rules use. That is 8 on square boards and 12 on hexagonal; on hex8 it
+    is 4 (identity, the 180-degree rotation and the two reflections across the x = y axis),
+    because the marker chains that collapse with a territory region there are joined along
+    (x+1, y+1) and (x-1, y-1) as well (``Geometry.marker_link_neighbors``)."""
     geo = geometry(board)
     maps = _hex_maps() if board.is_hex else _square_maps()
-    return tuple(_build(geo, name, f) for name, f in maps)
+    built = (_build(geo, name, f) for name, f in maps)
+    return tuple(sym for sym in built if _keeps_adjacency(geo, sym))
+
+
+def _keeps_adjacency(geo: Geometry, sym: Symmetry) -> bool:
+    perm = sym.perm
+    for table in (geo.neighbors, geo.territory_neighbors, geo.marker_link_neighbors):
+        for c, near in enumerate(table):
+            if {perm[n] for n in near} != set(table[perm[c]]):
+                return False
+    return True
 
 
 def _check_board(board: BoardType, sym: Symmetry) -> None:

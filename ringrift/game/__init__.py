@@ -16,6 +16,7 @@ from ringrift.game.movegen import legal_moves
 from ringrift.game.moves import Move, MoveType
 from ringrift.game.notation import move_from_str, move_to_str
 from ringrift.game.records import GameRecord
+from ringrift.game.rules_version import RULES_VERSION
 from ringrift.game.state import GameState, Phase, VictoryType
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Move",
     "MoveType",
     "Phase",
+    "RULES_VERSION",
     "RingRiftError",
     "VictoryType",
     "apply_move",

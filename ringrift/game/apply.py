@@ -142,9 +142,7 @@ def _end_turn(state: GameState) -> None:
         state.phase = Phase.FORCED_ELIMINATION
         return
     n = state.num_players
-    for q in range(1, n + 1):
-        if state.elimination_turn[q] >= 1 << 30 and state.is_permanently_eliminated(q):
-            state.elimination_turn[q] = state.turn_number
+    _record_permanent_eliminations(state)
     if check_threshold_victory(state):
         return
     if check_stalemate(state):
@@ -155,17 +153,12 @@ def _end_turn(state: GameState) -> None:
         return
     if state.real_taken:
         state.last_actor = p
-    elif p in state.lps_actors:
-        # A real action was available but none was taken (a recovery instead): nobody can
-        # have this round to themselves.
-        state.lps_actors.add(0)
     nxt = p
     for _ in range(n):
         nxt = nxt % n + 1
         if not state.is_permanently_eliminated(nxt):
             break
-    wrapped = nxt <= p
-    if wrapped and _close_lps_round(state):
+    if _score_turn_for_lps(state, p, nxt):
         return
     state.current = nxt
     state.turn_number += 1
@@ -175,26 +168,35 @@ def _end_turn(state: GameState) -> None:
         state.lps_actors.add(nxt)
 
 
-def _close_lps_round(state: GameState) -> bool:
-    """Score a finished round for last-player-standing; True if the game ended."""
-    actors = state.lps_actors
-    state.lps_actors = set()
-    if not state.lps_valid:
+LPS_ROUNDS = 3  # full rounds a last player standing must have to themselves
+
+
+def _score_turn_for_lps(state: GameState, p: int, nxt: int) -> bool:
+    """Score player ``p``'s finished turn for last-player-standing (RR-CANON-R172); True if
+    the game ended.
+
+    A round is counted from the candidate's own turn: the candidate takes a real action, then
+    every other player in turn order starts a turn with no real action available. The win is
+    declared when the third such round closes, before the candidate's next turn begins.
+    """
+    had_real = p in state.lps_actors
+    state.lps_actors.discard(p)
+    if not state.lps_valid:  # the turn in progress when the position was loaded
         state.lps_valid = True
         return False
-    if len(actors) == 1:
-        (sole,) = actors
-        if sole == state.lps_candidate:
-            state.lps_rounds += 1
-        else:
-            state.lps_candidate = sole
-            state.lps_rounds = 1
-        if state.lps_rounds >= 3:
-            finish(state, sole, VictoryType.LAST_PLAYER_STANDING)
-            return True
-    else:
+    if state.real_taken:
+        if state.lps_candidate != p:
+            state.lps_candidate = p
+            state.lps_rounds = 0
+    elif p == state.lps_candidate or had_real:
         state.lps_candidate = 0
         state.lps_rounds = 0
+    if state.lps_candidate and nxt == state.lps_candidate:
+        state.lps_rounds += 1
+        if state.lps_rounds >= LPS_ROUNDS:
+            state.current = nxt
+            finish(state, nxt, VictoryType.LAST_PLAYER_STANDING)
+            return True
     return False
 
 
@@ -206,6 +208,8 @@ def apply_move_unchecked(state: GameState, move: Move) -> None:
     """
     t = move.type
     p = state.current
+    eliminated_before = state.total_eliminated()
+    deciding = state.phase is Phase.LINE_PROCESSING or state.phase is Phase.TERRITORY_PROCESSING
     if t is MT.PLACE_RING:
         state.set_stack(move.to, state.stacks[move.to] + (p,) * move.rings)
         state.hand[p] -= move.rings
@@ -259,12 +263,32 @@ def apply_move_unchecked(state: GameState, move: Move) -> None:
     else:  # pragma: no cover - every MoveType is handled above
         raise IllegalMoveError(f"unknown move type {t!r}")
     state.move_count += 1
-    if (
-        state.phase is not Phase.GAME_OVER
-        and not check_threshold_victory(state)
-        and state.move_count >= state.config.max_moves
-    ):
+    if state.phase is Phase.GAME_OVER or check_threshold_victory(state):
+        return
+    if deciding and state.total_eliminated() != eliminated_before and _sole_player_left(state):
+        return
+    if state.move_count >= state.config.max_moves:
         finish(state, None, VictoryType.MAX_MOVES)
+
+
+def _record_permanent_eliminations(state: GameState) -> None:
+    for q in range(1, state.num_players + 1):
+        if state.elimination_turn[q] >= 1 << 30 and state.is_permanently_eliminated(q):
+            state.elimination_turn[q] = state.turn_number
+
+
+def _sole_player_left(state: GameState) -> bool:
+    """After a line or territory decision, end the game at once when every other player has
+    no ring left anywhere, as the canonical engine does: a self-elimination still owed is not
+    asked for. (After a recovery slide the turn goes on; the turn's end decides.)"""
+    standing = [
+        q for q in range(1, state.num_players + 1) if not state.is_permanently_eliminated(q)
+    ]
+    if len(standing) != 1:
+        return False
+    _record_permanent_eliminations(state)
+    finish(state, standing[0], VictoryType.LAST_PLAYER_STANDING)
+    return True
 
 
 def _apply_elimination(state: GameState, cell: int, p: int) -> None:

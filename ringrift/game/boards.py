@@ -84,6 +84,11 @@ class Geometry:
     neighbors: tuple[tuple[int, ...], ...]  # movement / line adjacency
     neighbor_dirs: tuple[tuple[tuple[int, int], ...], ...]  # (direction, cell) pairs
     territory_neighbors: tuple[tuple[int, ...], ...]
+    # Marker chains that collapse with a territory region, as the canonical engine joins
+    # them: the 8 cells around (x, y) on square8, square19 and hex8 (on hex8 that is the 6
+    # hex neighbours plus (x+1, y+1) and (x-1, y-1), two cells at hex distance 2); none on
+    # hexagonal, where only the border markers touching the region collapse with it.
+    marker_link_neighbors: tuple[tuple[int, ...], ...]
     line_axes: tuple[int, ...]  # one direction per line axis
 
     @property
@@ -172,6 +177,18 @@ def _finish(
     neighbor_dirs = tuple(tuple((d, r[0]) for d, r in enumerate(per) if r) for per in rays)
     territory = tuple(tuple(per[d][0] for d in territory_dirs if per[d]) for per in rays)
     keys = tuple(",".join(str(v) for v in c) for c in coords)
+    xy_index = {c[:2]: i for i, c in enumerate(coords)}
+    marker_links = tuple(
+        ()
+        if board is BoardType.HEXAGONAL
+        else tuple(
+            xy_index[(c[0] + dx, c[1] + dy)]
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+            if (dx, dy) != (0, 0) and (c[0] + dx, c[1] + dy) in xy_index
+        )
+        for c in coords
+    )
     return Geometry(
         board=board,
         size=size,
@@ -185,6 +202,7 @@ def _finish(
         neighbors=neighbors,
         neighbor_dirs=neighbor_dirs,
         territory_neighbors=territory,
+        marker_link_neighbors=marker_links,
         line_axes=tuple(range(len(directions) // 2)),
     )
 

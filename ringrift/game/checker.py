@@ -25,10 +25,10 @@ from typing import Any
 
 from ringrift.game.apply import apply_move
 from ringrift.game.boards import BoardType, GameConfig
-from ringrift.game.errors import IllegalMoveError, RingRiftError
+from ringrift.game.errors import AmbiguousMoveError, IllegalMoveError, RingRiftError
 from ringrift.game.fingerprint import fingerprint
 from ringrift.game.movegen import legal_moves
-from ringrift.game.moves import MoveType
+from ringrift.game.moves import Move, MoveType
 from ringrift.game.serialize import move_from_json, state_from_json
 from ringrift.game.state import GameState, Phase
 
@@ -332,8 +332,11 @@ def _trace_case(d: JSON) -> None:
             if not exp.get("tsValid", True):
                 _rejects(state.copy(), step["move"])
                 continue
-            _play(state, step["move"])
             want_fp = exp.get("tsStateHash") or step.get("stateHash")
+            try:
+                _play(state, step["move"])
+            except AmbiguousMoveError as e:
+                _play_the_recorded_choice(state, e.candidates, want_fp)
             nxt_type = steps[i + 1]["move"].get("type") if i + 1 < len(steps) else None
             if want_fp and nxt_type not in ("no_line_action", "no_territory_action"):
                 _advance_bookkeeping(state, functools.partial(_fp_matches, want=want_fp))
@@ -345,6 +348,25 @@ def _trace_case(d: JSON) -> None:
             raise Mismatch(
                 f"step {i + 1} ({step.get('label', step['move'].get('type'))}): {e}"
             ) from None
+
+
+def _play_the_recorded_choice(
+    state: GameState, candidates: list[Move], want_fp: str | None
+) -> None:
+    """A trace move that leaves a choice unnamed (a recovery's extraction stack): play the one
+    candidate whose result is the recorded fingerprint."""
+    matching = []
+    for move in candidates:
+        trial = state.copy()
+        apply_move(trial, move)
+        if want_fp and _normalise_fp(trial, want_fp) == want_fp:
+            matching.append(move)
+    if len(matching) != 1:
+        raise Mismatch(
+            f"the move names no extraction stack and {len(matching)} of the "
+            f"{len(candidates)} candidates give the recorded state"
+        )
+    apply_move(state, matching[0])
 
 
 def _golden_case(d: JSON) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class RingRiftError(ValueError):
     """Bad input to the engine: an unknown configuration, a malformed state or move."""
@@ -9,3 +11,11 @@ class RingRiftError(ValueError):
 
 class IllegalMoveError(RingRiftError):
     """A move that is not legal in the position it was applied to."""
+
+
+class AmbiguousMoveError(RingRiftError):
+    """A move description that matches more than one legal move; ``candidates`` holds them."""
+
+    def __init__(self, message: str, candidates: list[Any]) -> None:
+        super().__init__(message)
+        self.candidates = candidates

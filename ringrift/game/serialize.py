@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ringrift.game.boards import BoardType, GameConfig, Geometry
-from ringrift.game.errors import RingRiftError
+from ringrift.game.errors import AmbiguousMoveError, RingRiftError
 from ringrift.game.moves import MOVE_TYPE_ALIASES, Move, MoveType
 from ringrift.game.state import NEVER, GameState, Phase, VictoryType, cap_height
 from ringrift.game.victory import final_ranks
@@ -417,7 +417,11 @@ def move_from_json(state: GameState, obj: JSON) -> Move:
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
-            raise RingRiftError("recovery_slide is ambiguous: name its extractionStacks")
+            raise AmbiguousMoveError(
+                "recovery_slide is ambiguous: more than one stack holds a buried ring to "
+                "extract; name one in extractionStacks",
+                found,
+            )
         return Move(
             t,
             player,

@@ -8,7 +8,8 @@ board. Border colour 0 means the region is enclosed by collapsed spaces and edge
 When a region is processed, the markers that collapse with it are, as the canonical engine
 plays it, the whole group of markers joined to its border: the border-colour markers touching
 the region and every marker, of any colour, linked to them through a chain of
-movement-adjacent markers.
+neighbouring markers (``Geometry.marker_link_neighbors``: the 8 cells around (x, y), which
+on hex boards reaches two cells beyond the 6 hex neighbours).
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ def find_disconnected_regions(state: GameState) -> list[Region]:
 
 def _linked_markers(state: GameState, seeds: int, bb: BitBoard) -> int:
     """The markers, of any colour, joined to the ``seeds`` markers through chains of
-    movement-adjacent markers (diagonals too on square boards)."""
-    links = state.geo.neighbors
+    markers that are neighbours under ``Geometry.marker_link_neighbors``."""
+    links = state.geo.marker_link_neighbors
     markers = state.markers
     todo = bb.cells(seeds)
     group = set(todo)

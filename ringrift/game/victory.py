@@ -42,7 +42,7 @@ def finish(state: GameState, winner: int | None, victory: VictoryType) -> None:
     state.ranks = final_ranks(state, winner)
     state.must_move = -1
     state.chain_at = -1
-    state.pending_line = False
+    # A line reward still owed stays flagged, as the canonical engine's final state shows it.
     state.pending_territory = False
 
 

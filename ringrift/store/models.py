@@ -35,6 +35,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ringrift.game.rules_version import RULES_VERSION
+
 # Deterministic constraint names: migrations can refer to them, and both databases agree.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -162,6 +164,8 @@ class Model(Base):
     generation: Mapped[int] = mapped_column(Integer)
     architecture: Mapped[str] = mapped_column(String(32))  # "b4c64": blocks x channels
     encoder_version: Mapped[int] = mapped_column(Integer)
+    # the rules version of the games it was trained on
+    rules_version: Mapped[int] = mapped_column(Integer, default=RULES_VERSION, server_default="1")
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("models.id"))
     training_run_id: Mapped[str | None] = mapped_column(ForeignKey("training_runs.id"))
     # "candidate" until the promotion gate decides: "promoted" or "rejected"
@@ -192,12 +196,16 @@ class Game(Base):
     ranking: Mapped[list[int]] = mapped_column()  # one rank per seat
     length: Mapped[int] = mapped_column(Integer)  # moves, bookkeeping moves included
     termination: Mapped[str] = mapped_column(String(32))  # victory type
+    # the rules version it was played under (ringrift.game.rules_version); export takes only
+    # games of the current one
+    rules_version: Mapped[int] = mapped_column(Integer, default=RULES_VERSION, server_default="1")
     shard_artifact_id: Mapped[str] = mapped_column(ForeignKey("artifacts.id"))
     created_at: Mapped[datetime] = _created_at()
 
     __table_args__ = (
         Index(None, "config", "generation"),
         Index(None, "config", "created_at"),
+        Index(None, "config", "rules_version"),
         Index(None, "shard_artifact_id"),
     )
 

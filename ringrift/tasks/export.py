@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from ringrift.celery import app
 from ringrift.dataset import write_dataset
+from ringrift.game import RULES_VERSION
 from ringrift.pipeline import check_config, check_generation, dataset_name, game_count, release
 from ringrift.presets import preset
 from ringrift.service import current, redis_client
@@ -43,7 +44,11 @@ class LedgerGames(Sequence[dict[str, Any]]):
         self.session = session
         newest = (
             select(Game.id)
-            .where(Game.config == config, Game.generation <= generation)
+            .where(
+                Game.config == config,
+                Game.generation <= generation,
+                Game.rules_version == RULES_VERSION,  # older games teach other rules
+            )
             .order_by(Game.created_at.desc(), Game.id.desc())
             .limit(limit)
         )
