@@ -1,5 +1,6 @@
 """A slow, literal second reading of the movement, capture and placement rules, for checking the
-engine's fast move generator (RULES_CANONICAL_SPEC R080-R082, R091, R101).
+engine's fast move generator (RULES_CANONICAL_SPEC R080-R082, R091, R101, with the canonical
+engine's no-dead-placement test for a new stack on an empty cell).
 
 Everything here walks the board cell by cell from the rule text and shares nothing with
 ``ringrift.game.movegen`` but the board geometry.
@@ -24,11 +25,13 @@ def _blocked(state: GameState, cell: int) -> bool:
     return bool(state.collapsed[cell] or state.stacks[cell])
 
 
-def stack_options(state: GameState, frm: int) -> tuple[set[int], set[tuple[int, int]]]:
+def stack_options(
+    state: GameState, frm: int, cap_bonus: int = 0
+) -> tuple[set[int], set[tuple[int, int]]]:
     """(landings of non-capture moves, (target, landing) of capture segments) for the stack at
-    ``frm``: R091 and R101 read literally."""
+    ``frm``: R091 and R101 read literally (``cap_bonus`` raises the cap it may capture)."""
     stack = state.stacks[frm]
-    height, cap = len(stack), _cap(stack)
+    height, cap = len(stack), _cap(stack) + cap_bonus
     moves: set[int] = set()
     captures: set[tuple[int, int]] = set()
     for ray in state.geo.rays[frm]:
@@ -75,7 +78,10 @@ def placement_options(state: GameState, player: int) -> set[tuple[int, int]]:
         for rings in counts:
             trial = state.copy()
             trial.set_stack(cell, state.stacks[cell] + (player,) * rings)
-            moves, captures = stack_options(trial, cell)
+            # The canonical engine lets a new stack on an empty cell count captures of a cap
+            # one higher than its own (its recorded games show it; see movegen.placements).
+            bonus = 0 if state.stacks[cell] else 1
+            moves, captures = stack_options(trial, cell, cap_bonus=bonus)
             if moves or captures:
                 out.add((cell, rings))
     return out

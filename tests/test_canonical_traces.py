@@ -21,19 +21,8 @@ TARBALL = (
     Path(__file__).parent / "fixtures" / "generated-traces" / "canonical-random-2026-12-03.tar.gz"
 )
 
-DEAD_PLACEMENT = (
-    "the canonical engine accepts a place_ring whose new stack has no legal move or capture "
-    "(the player then records no_movement_action); with {moves} played as recorded, the rest "
-    "of the game replays to its end. 4 such placements in 1,530 on hex boards, none in 1,143 "
-    "on square boards. No simple relaxation of the no-dead-placement rule fits: 8 directions "
-    "in (x, y), jumping collapsed spaces or testing one ring would, in random play, have put "
-    "26 to 51 such placements into these games, not 4"
-)
-DIVERGES = {
-    "hex8_3p.random_seed1005": DEAD_PLACEMENT.format(moves="move 114"),
-    "hex8_3p.random_seed1008": DEAD_PLACEMENT.format(moves="move 91"),
-    "hexagonal_4p.random_seed1001": DEAD_PLACEMENT.format(moves="moves 672 and 888"),
-}
+# Games our engine does not yet replay, each with its divergence: none at present.
+DIVERGES: dict[str, str] = {}
 
 
 def _games() -> list[str]:

@@ -9,7 +9,12 @@ The spec leaves these open or reads differently; the games in
   markers alone;
 - a game ends right after a line or territory decision that leaves every other player without a
   ring anywhere, and no self-elimination is asked for;
-- a last player standing's rounds run from their own turn (see also ``test_victory``).
+- a last player standing's rounds run from their own turn (see also ``test_victory``);
+- the no-dead-placement test lets a new stack on an empty cell count a capture of a cap one
+  higher than its own;
+- a territory decision may name a region the finder does not offer (the rules-parity fixtures'
+  verdicts): it is processed when the mover can pay, and one naming no region ends territory
+  processing.
 """
 
 from __future__ import annotations
@@ -18,8 +23,16 @@ from typing import Any
 
 import pytest
 
-from ringrift.game import GameState, MoveType, VictoryType, legal_moves
-from ringrift.game.serialize import state_from_json
+from ringrift.game import (
+    GameState,
+    IllegalMoveError,
+    MoveType,
+    VictoryType,
+    apply_move,
+    legal_moves,
+    move_from_str,
+)
+from ringrift.game.serialize import move_from_json, state_from_json
 from tests.rules_helpers import build, legal, play, snapshot, texts
 
 MT = MoveType
@@ -137,3 +150,88 @@ def test_with_a_ring_in_hand_the_opponent_plays_on_and_the_region_is_paid_for() 
     assert legal(state) == texts(
         state, "eliminate_rings_from_stack p1 to=2,1", "eliminate_rings_from_stack p1 to=0,6"
     )
+
+
+# ----- a territory decision naming a region the finder does not offer ---------------------
+
+
+def test_a_named_region_is_processed_though_it_is_not_disconnected() -> None:
+    # Nothing encloses 3,3 and 3,4, so no region decision is offered; the canonical engine still
+    # takes one naming them when the mover has a stack outside to pay with. The cells collapse
+    # (player 2's ring inside is eliminated, credited to player 1), the marker touching them
+    # and the one joined to it collapse too, and the payment is owed.
+    state = build(
+        stacks={"7,7": [1, 1], "3,3": [2], "0,7": [2]},
+        markers={"2,3": 1, "1,2": 2},
+        phase="territory_processing",
+    )
+    assert _region_decisions(state) == set()
+    named = "choose_territory_option p1 to=3,3 cells=3,3|3,4"
+    apply_move(state, move_from_str(state.geo, named))
+    after = snapshot(state)
+    assert after["collapsed"] == {"3,3": 1, "3,4": 1, "2,3": 1, "1,2": 1}
+    assert after["markers"] == {}
+    assert after["stacks"] == {"7,7": [1, 1], "0,7": [2]}
+    assert after["eliminated"] == [1, 0] and after["territory"] == [4, 0]
+    assert legal(state) == texts(state, "eliminate_rings_from_stack p1 to=7,7")
+
+
+@pytest.mark.parametrize(
+    ("stacks", "collapsed", "why"),
+    [
+        ({"3,3": [1], "0,7": [2]}, {}, "no stack of the mover's outside to pay with"),
+        ({"7,7": [1], "0,7": [2]}, {"3,4": 2}, "a named cell is already collapsed"),
+    ],
+)
+def test_a_named_region_is_refused_when_it_cannot_be_processed(
+    stacks: dict[str, list[int]], collapsed: dict[str, int], why: str
+) -> None:
+    state = build(stacks=stacks, collapsed=collapsed, phase="territory_processing")
+    move = move_from_str(state.geo, "choose_territory_option p1 to=3,3 cells=3,3|3,4")
+    with pytest.raises(IllegalMoveError, match="is not legal"):
+        apply_move(state, move)
+    assert snapshot(state)["collapsed"] == collapsed, why
+
+
+def test_a_territory_decision_naming_no_region_leaves_territory_processing() -> None:
+    state = build(stacks={"7,7": [1], "0,7": [2]}, phase="territory_processing")
+    state.acted = True  # the turn moved a stack before it reached territory processing
+    before = snapshot(state)
+    apply_move(state, move_from_json(state, {"type": "choose_territory_option", "player": 1}))
+    after = snapshot(state)
+    assert (after["phase"], after["current"]) == ("ring_placement", 2)
+    assert {k: after[k] for k in ("stacks", "markers", "collapsed")} == {
+        k: before[k] for k in ("stacks", "markers", "collapsed")
+    }
+
+
+# ----- the no-dead-placement test ----------------------------------------------------------
+
+
+def _placements_at(state: GameState, key: str) -> set[int]:
+    cell = state.geo.cell(key)
+    return {m.rings for m in legal_moves(state) if m.type is MT.PLACE_RING and m.to == cell}
+
+
+def test_a_new_stack_on_an_empty_cell_may_count_a_capture_of_a_cap_one_higher() -> None:
+    # 0,0 is shut in by collapsed 1,0 and 0,1 and player 2's three-ring cap at 1,1, with 2,2 and
+    # 3,3 free beyond it. Two rings there can capture nothing under the spec (cap 2 < 3), but the
+    # canonical engine's test counts that capture and allows the placement; one ring (cap 1,
+    # counted as 2) still cannot. Three rings capture outright.
+    state = build(
+        stacks={"1,1": [2, 2, 2], "7,7": [1]},
+        collapsed={"1,0": 2, "0,1": 2},
+        phase="ring_placement",
+    )
+    assert _placements_at(state, "0,0") == {2, 3}
+
+
+def test_a_ring_placed_on_a_stack_gets_no_such_allowance() -> None:
+    # One ring on player 2's single ring at 0,0 makes a stack of height 2 and cap 1: the cap-2
+    # stack at 1,1 is out of its reach, so the placement would leave a dead stack.
+    state = build(
+        stacks={"0,0": [2], "1,1": [2, 2], "7,7": [1]},
+        collapsed={"1,0": 2, "0,1": 2},
+        phase="ring_placement",
+    )
+    assert _placements_at(state, "0,0") == set()

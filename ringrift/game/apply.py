@@ -13,6 +13,7 @@ from ringrift.game.movegen import (
     claimable_regions,
     has_real_action,
     legal_moves,
+    named_territory_decision,
     stack_moves,
 )
 from ringrift.game.moves import RECOVERY_LINE, RECOVERY_STACK_STRIKE, Move, MoveType
@@ -28,9 +29,12 @@ def apply_move(state: GameState, move: Move) -> None:
         raise IllegalMoveError(f"{describe(state, move)}: the game is over")
     legal = legal_moves(state)
     if move not in legal:
-        raise IllegalMoveError(
-            f"{describe(state, move)} is not legal: {why_illegal(state, move, legal)}"
-        )
+        named = named_territory_decision(state, move)
+        if named is None:
+            raise IllegalMoveError(
+                f"{describe(state, move)} is not legal: {why_illegal(state, move, legal)}"
+            )
+        move = named
     apply_move_unchecked(state, move)
 
 
@@ -292,6 +296,7 @@ def _sole_player_left(state: GameState) -> bool:
 
 
 def _apply_elimination(state: GameState, cell: int, p: int) -> None:
+    state.acted = True  # paying for a line or region: the turn did something
     if state.phase is Phase.LINE_PROCESSING:
         # The line is paid for; line processing goes on (more lines, or no_line_action).
         state.eliminate_top(cell, 1, p)

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import functools
 import json
+import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ringrift.game.apply import apply_move
@@ -384,8 +385,37 @@ def _golden_case(d: JSON) -> None:
 
 def _cases_in(path: Path) -> Iterator[Case]:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        text = path.read_text()
+    except OSError as e:
+        yield Case(f"file:{path}", _raise(f"cannot read fixture file: {e}"))
+        return
+    yield from _cases_of(path, text)
+
+
+def _cases_in_archive(path: Path) -> Iterator[Case]:
+    """The JSON fixtures inside a ``.tar.gz`` (the canonical games ship as one), as if unpacked."""
+    try:
+        with tarfile.open(path) as tar:
+            members = sorted(
+                (m for m in tar.getmembers() if m.isfile() and m.name.endswith(".json")),
+                key=lambda m: m.name,
+            )
+            texts = []
+            for m in members:
+                f = tar.extractfile(m)
+                assert f is not None  # a regular file
+                texts.append((PurePosixPath(m.name), f.read().decode("utf-8")))
+    except (OSError, tarfile.TarError, UnicodeDecodeError) as e:
+        yield Case(f"file:{path}", _raise(f"cannot read fixture archive: {e}"))
+        return
+    for name, text in texts:
+        yield from _cases_of(name, text)
+
+
+def _cases_of(path: Path | PurePosixPath, text: str) -> Iterator[Case]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
         yield Case(f"file:{path}", _raise(f"cannot read fixture file: {e}"))
         return
     stem = path.name.removesuffix(".json")
@@ -424,8 +454,10 @@ def discover(paths: list[str]) -> Iterator[Case]:
     for p in paths:
         root = Path(p)
         if root.is_dir():
-            for f in sorted(root.rglob("*.json")):
-                yield from _cases_in(f)
+            for f in sorted([*root.rglob("*.json"), *root.rglob("*.tar.gz")]):
+                yield from _cases_in_archive(f) if f.name.endswith(".tar.gz") else _cases_in(f)
+        elif root.name.endswith(".tar.gz") and root.is_file():
+            yield from _cases_in_archive(root)
         elif root.exists():
             yield from _cases_in(root)
         else:

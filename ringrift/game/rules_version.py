@@ -11,11 +11,14 @@ points. Bump it with every change that alters a legal-move list or an outcome.
    collapse with a territory region, regions offered once per set of cells, last-player-
    standing rounds counted from the candidate's turn, and a game ending as soon as one player
    alone has rings.
+3. The canonical engine's no-dead-placement test (a new stack on an empty cell may count a
+   capture of a cap one higher than its own), and territory decisions naming a region the
+   finder does not offer.
 """
 
 from __future__ import annotations
 
-RULES_VERSION = 2
+RULES_VERSION = 3
 
 # Everything recorded before the version was: games, shards, datasets and models that do not
 # name a version were made under the first rules.

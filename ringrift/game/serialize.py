@@ -385,9 +385,7 @@ def move_from_json(state: GameState, obj: JSON) -> Move:
     if t is MT.CHOOSE_TERRITORY_OPTION:
         regions = obj.get("disconnectedRegions") or []
         if not regions or not regions[0].get("spaces"):
-            raise RingRiftError(
-                "choose_territory_option move names no region (disconnectedRegions)"
-            )
+            return Move(t, player)  # names no region: leaves territory processing
         cells = _positions(geo, regions[0]["spaces"], "disconnectedRegions[0].spaces")
         for m in legal:
             if set(m.cells) == set(cells):

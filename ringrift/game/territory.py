@@ -82,6 +82,23 @@ def find_disconnected_regions(state: GameState) -> list[Region]:
     return found
 
 
+def named_region_markers(state: GameState, cells: tuple[int, ...]) -> tuple[int, ...]:
+    """The markers that collapse with a region a move names (see ``named_territory_decision``):
+    the markers of any colour touching it, and the markers linked to them."""
+    bb = bitboard(state.geo.board)
+    inside = set(cells)
+    touching = {
+        n
+        for c in cells
+        for n in state.geo.territory_neighbors[c]
+        if n not in inside and state.markers[n]
+    }
+    if not touching:
+        return ()
+    group = _linked_markers(state, bb.of(sorted(touching)), bb) & ~bb.of(sorted(inside))
+    return tuple(sorted(bb.cells(group)))
+
+
 def _linked_markers(state: GameState, seeds: int, bb: BitBoard) -> int:
     """The markers, of any colour, joined to the ``seeds`` markers through chains of
     markers that are neighbours under ``Geometry.marker_link_neighbors``."""
