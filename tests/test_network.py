@@ -177,8 +177,8 @@ def test_load_refuses_a_mismatch_naming_the_file(tmp_path: Path) -> None:
         load_model(junk, "hex8", "b2c16")
 
 
-@pytest.mark.parametrize("stored", [None, RULES_VERSION - 1])
-def test_a_model_of_other_rules_is_refused(tmp_path: Path, stored: int | None) -> None:
+@pytest.mark.parametrize(("stored", "named"), [(None, 1), (RULES_VERSION - 1, RULES_VERSION - 1)])
+def test_a_model_of_other_rules_is_refused(tmp_path: Path, stored: int | None, named: int) -> None:
     # Models saved before the rules version was recorded (None) were trained under version 1.
     path = tmp_path / "old.pt"
     save_model(path, PolicyValueNet(BoardType.HEX8, "b2c16"))
@@ -192,7 +192,7 @@ def test_a_model_of_other_rules_is_refused(tmp_path: Path, stored: int | None) -
         load_model(path, BoardType.HEX8, "b2c16")
     message = str(err.value)
     assert str(path) in message
-    assert f"rules version {RULES_VERSION - 1}" in message
+    assert f"trained on games of rules version {named};" in message
     assert f"plays rules version {RULES_VERSION}" in message
     assert "neither an opponent nor a starting point" in message
 
