@@ -144,7 +144,7 @@ def _summary(config: str, first: int, last: int) -> dict[str, Any]:
         for run in runs:
             art = s.get(Artifact, run.dataset_artifact_id)
             if art is not None:
-                with np.load(svc.store.path_of(art.path)) as data:
+                with np.load(svc.cache.pull(art.id, art.path, art.sha256)) as data:
                     samples += int(json.loads(str(data["meta"]))["num_samples"])
     return {
         "generations": reached - first,

@@ -17,6 +17,7 @@ from ringrift import runs
 from ringrift.lease import Lease
 from ringrift.pipeline import hold
 from ringrift.service import Service, redis_client
+from ringrift.store import ArtifactStore, LocalCache
 from training.checkpoint import checkpoint_path
 
 CANCELLED = "cancelled"  # training.loop.CANCELLED, without importing torch here
@@ -35,7 +36,26 @@ class RunHooks:
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.svc.store.root / "runs" / self.run_id
+        return self.svc.working_dir("runs", self.run_id)
+
+    @property
+    def _remote(self) -> bool:
+        return not isinstance(self.svc.store, ArtifactStore)
+
+    def _store_path(self, step: int) -> str:
+        return f"runs/{self.run_id}/{checkpoint_path(self.checkpoint_dir, step).name}"
+
+    def prepare(self) -> None:
+        """Before a segment on a host that shares no disk with the last one: fetch the run's
+        newest recorded checkpoint from the store into the working folder, verified."""
+        if not self._remote:
+            return
+        with self.svc.session() as s:
+            newest = runs.newest_checkpoint(s, self.run_id)
+        if newest is not None:
+            LocalCache(self.svc.settings.data_dir, self.svc.store).pull(
+                f"{self.run_id}@{newest.step}", newest.path, newest.sha256
+            )
 
     def keep_claim(self) -> None:
         hold(redis_client(), self.stage_key, self.claim_seconds)
@@ -65,11 +85,17 @@ class RunHooks:
         return CANCELLED if self.stop_asked else None
 
     def on_checkpoint(self, step: int, sha256: str, size: int) -> None:
-        path = checkpoint_path(self.checkpoint_dir, step).relative_to(self.svc.store.root)
         with self.svc.session() as s:
             runs.record_checkpoint(
-                s, self.run_id, self.lease.token, step, path.as_posix(), sha256, size
+                s, self.run_id, self.lease.token, step, self._store_path(step), sha256, size
             )
+
+    def after_checkpoint(self, step: int, path: Path) -> None:
+        """A remote store gets a copy of each checkpoint once it is written (the folder store
+        holds it already): a segment on another host resumes from it."""
+        if self._remote:
+            self.lease.renew()
+            self.svc.store.put_at(self._store_path(step), path)
 
     def verify(self, path: Path) -> None:
         with self.svc.session() as s:
@@ -83,5 +109,6 @@ class RunHooks:
             "guard": self.guard,
             "should_stop": self.should_stop,
             "on_checkpoint": self.on_checkpoint,
+            "after_checkpoint": self.after_checkpoint,
             "verify_checkpoint": self.verify,
         }

@@ -99,6 +99,13 @@ def record_checkpoint(
     )
 
 
+def newest_checkpoint(s: Session, run_id: str) -> Checkpoint | None:
+    """The run's checkpoint record of the highest step, if any."""
+    return s.scalars(
+        select(Checkpoint).where(Checkpoint.run_id == run_id).order_by(Checkpoint.step.desc())
+    ).first()
+
+
 def verify_checkpoint(s: Session, run_id: str, path: Path, step: int) -> None:
     """Raise ``CheckpointError`` unless ``path`` is the file the ledger recorded for ``step``."""
     row = s.get(Checkpoint, (run_id, step))

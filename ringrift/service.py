@@ -10,13 +10,14 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ringrift.settings import Settings
-from ringrift.store import ArtifactStore, LocalCache
+from ringrift.store import ArtifactStore, LocalCache, Store
 from ringrift.store.db import make_engine, session_factory
 
 
@@ -25,8 +26,15 @@ class Service:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    store: ArtifactStore
+    store: Store
     cache: LocalCache
+
+    def working_dir(self, *parts: str) -> Path:
+        """A folder for files a task builds before they are stored: inside the folder store
+        (checkpoints then need no copy), or under this host's data dir when the store is
+        remote."""
+        base = self.store.root if isinstance(self.store, ArtifactStore) else self.settings.data_dir
+        return base.joinpath(*parts)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -40,6 +48,15 @@ class Service:
                 raise
 
 
+def open_store(settings: Settings) -> Store:
+    """The artifact store the settings name: the folder one, or S3 for ``s3://`` URLs."""
+    if settings.artifact_url.startswith("s3://"):
+        from ringrift.store.s3 import S3ArtifactStore
+
+        return S3ArtifactStore(settings.artifact_url)
+    return ArtifactStore(settings.artifact_root)
+
+
 _current: Service | None = None
 _redis: redis.Redis | None = None
 
@@ -49,7 +66,7 @@ def current() -> Service:
     if _current is None:
         settings = Settings.from_env()
         engine = make_engine(settings.database_url)
-        store = ArtifactStore(settings.artifact_root)
+        store = open_store(settings)
         _current = Service(
             settings, engine, session_factory(engine), store, LocalCache(settings.cache_root, store)
         )

@@ -1,7 +1,9 @@
 """Where the service keeps its state, read from the environment once per process.
 
 ``RINGRIFT_DATA_DIR`` (default ``~/.ringrift``) holds the SQLite ledger (unless
-``RINGRIFT_DATABASE_URL`` points elsewhere), the artifact store and each worker's local cache.
+``RINGRIFT_DATABASE_URL`` points elsewhere), the artifact store (unless ``RINGRIFT_ARTIFACT_URL``
+names another folder or an ``s3://bucket/prefix``; see ``ringrift.store.s3``) and each worker's
+local cache and training working copies.
 
 Training runs in segments of ``RINGRIFT_TRAIN_SEGMENT_SECONDS`` (default 1800) under a lease of
 ``RINGRIFT_TRAIN_LEASE_SECONDS`` (default 120) that the worker renews as it goes; a worker that
@@ -24,8 +26,9 @@ from ringrift.store.db import database_url
 class Settings:
     data_dir: Path
     database_url: str
-    artifact_root: Path
+    artifact_root: Path  # the folder store; unused when artifact_url is an s3:// URL
     cache_root: Path
+    artifact_url: str = ""  # "" or a folder: the folder store at artifact_root
     train_lease_seconds: int = 120
     train_segment_seconds: int = 1800
     train_ranks: int = 1  # >1: each training segment runs as DDP on this many processes
@@ -37,11 +40,22 @@ class Settings:
         default = celeryconfig.ringrift_data_dir_default
         data_dir = Path(os.environ.get("RINGRIFT_DATA_DIR", default)).expanduser().absolute()
         worker = os.environ.get("RINGRIFT_CACHE_NAME") or socket.gethostname()
+        url = os.environ.get("RINGRIFT_ARTIFACT_URL", "").strip()
+        root = data_dir / "artifacts"
+        if url.startswith("file://"):
+            url = url.removeprefix("file://")
+        if url and not url.startswith("s3://"):
+            if "://" in url:
+                raise ValueError(
+                    f"RINGRIFT_ARTIFACT_URL must be a folder or s3://bucket/prefix, got {url!r}"
+                )
+            root, url = Path(url).expanduser().absolute(), ""
         return cls(
             data_dir=data_dir,
             database_url=database_url(data_dir),
-            artifact_root=data_dir / "artifacts",
+            artifact_root=root,
             cache_root=data_dir / "cache" / worker,
+            artifact_url=url,
             train_lease_seconds=_env_positive("RINGRIFT_TRAIN_LEASE_SECONDS", 120),
             train_segment_seconds=_env_positive("RINGRIFT_TRAIN_SEGMENT_SECONDS", 1800),
             train_ranks=_env_positive("RINGRIFT_TRAIN_RANKS", 1),

@@ -48,6 +48,7 @@ class CheckpointError(ValueError):
 # Called with (step, sha256 hex, size in bytes) once a checkpoint's bytes are final and before
 # the file takes its name; raising keeps the file from going live.
 CheckpointHook = Callable[[int, str, int], None]
+SavedHook = Callable[[int, Path], None]
 # Called with a checkpoint's path before it is resumed from; raises CheckpointError to skip it.
 VerifyFn = Callable[[Path], None]
 
@@ -133,12 +134,14 @@ def save_checkpoint(
     data_position: dict[str, Any],
     ema_state: dict[str, torch.Tensor] | None = None,
     on_written: CheckpointHook | None = None,
+    on_saved: SavedHook | None = None,
 ) -> Path:
     """Write ``ckpt_<step>.pt`` atomically, then keep only the newest ``keep_checkpoints``.
 
     ``on_written(step, sha256, size)`` is called with the finished bytes' checksum before the
     file is written under its name, so a record of it (the ledger's) exists before the file
-    can be resumed from; if it raises, nothing is written.
+    can be resumed from; if it raises, nothing is written. ``on_saved(step, path)`` is called
+    once the file is in place (to copy it where other hosts can find it).
 
     Checkpoints of later steps than ``step`` are removed too: a run writes steps in order, so a
     later one can only be one that a resumed run fell back from (unreadable). So are temporary
@@ -170,6 +173,8 @@ def save_checkpoint(
     with atomic_file(path) as f:
         f.write(data)
     _fsync_dir(directory)
+    if on_saved is not None:
+        on_saved(int(step), path)
 
     existing = list_checkpoints(directory)
     older = [(s, p) for s, p in existing if s <= step]

@@ -22,7 +22,7 @@ live beside this module, one job each: ``data`` (the split by game, the batch or
   newest usable one (model, optimiser, RNG, step), so a killed worker loses at most one
   interval. ``on_checkpoint`` sees each file's checksum before it goes live and
   ``verify_checkpoint`` may reject a file on resume (the training task keeps the checksums in
-  the ledger).
+  the ledger); ``after_checkpoint`` sees each file once it is in place.
 - **stopping a call early**: ``deadline`` (a ``time.monotonic()`` value), or ``budget_s``
   seconds after the first step, ends the call at the first progress report past it, and
   ``should_stop`` is asked at every report; either way the call checkpoints and returns with
@@ -63,6 +63,7 @@ from ringrift.game.boards import BoardType
 from training.checkpoint import (
     Checkpoint,
     CheckpointHook,
+    SavedHook,
     VerifyFn,
     capture_rng_states,
     latest_checkpoint,
@@ -178,6 +179,7 @@ def train(
     budget_s: float | None = None,
     should_stop: StopFn | None = None,
     on_checkpoint: CheckpointHook | None = None,
+    after_checkpoint: SavedHook | None = None,
     verify_checkpoint: VerifyFn | None = None,
     dist: DistContext | None = None,
 ) -> TrainResult:
@@ -339,6 +341,7 @@ def train(
             {"step": done, "epoch": done // order.per_epoch, "dataset": identity},
             ema_state=ema.state_dict() if ema is not None else None,
             on_written=on_checkpoint,
+            on_saved=after_checkpoint,
         )
 
     purge = start_step + 1 if ckpt is not None else None  # events past the checkpoint

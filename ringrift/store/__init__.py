@@ -1,7 +1,8 @@
 """The ledger (SQL, the source of truth) and the artifact store (checksummed files).
 
 ``models`` holds the tables, ``db`` connections, migrations and the race-safe writes,
-``artifacts`` the file store and each worker's verified cache.
+``artifacts`` the folder store and each worker's verified cache, ``s3`` the same store on an
+S3-compatible object store.
 """
 
 from ringrift.store.artifacts import (
@@ -10,6 +11,7 @@ from ringrift.store.artifacts import (
     ArtifactRef,
     ArtifactStore,
     LocalCache,
+    Store,
     record_artifact,
 )
 from ringrift.store.db import (
@@ -28,6 +30,7 @@ __all__ = [
     "ArtifactRef",
     "ArtifactStore",
     "LocalCache",
+    "Store",
     "cas_best_model",
     "database_url",
     "ensure_schema",

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Protocol, cast
 
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
@@ -49,10 +49,11 @@ class ArtifactCorrupt(ValueError):
             super().__init__(str(path))
             return
         self.path = Path(path)
+        self.location = str(path)  # a file path, or an s3:// URL
         self.expected = expected
         self.actual = actual
         super().__init__(
-            f"artifact {self.path} is corrupt: expected sha256 {expected}, got {actual}"
+            f"artifact {self.location} is corrupt: expected sha256 {expected}, got {actual}"
         )
 
 
@@ -95,19 +96,25 @@ def _sha256_stream(f: BinaryIO) -> str:
     return h.hexdigest()
 
 
-def _check_sha256(value: str) -> str:
+def check_sha256(value: str) -> str:
     if not isinstance(value, str) or not _SHA256.fullmatch(value):
         raise ValueError(f"not a sha256 hex digest: {value!r}")
     return value
 
 
-def _check_kind(kind: str) -> str:
+def check_kind(kind: str) -> str:
     if kind not in ARTIFACT_KINDS:
         raise ValueError(f"unknown artifact kind {kind!r}; expected one of {ARTIFACT_KINDS}")
     return kind
 
 
-def _relative(path: str | os.PathLike[str]) -> PurePosixPath:
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"artifact name {name!r} must match {_NAME.pattern}")
+    return name
+
+
+def relative_path(path: str | os.PathLike[str]) -> PurePosixPath:
     """A store-relative path that cannot leave the root."""
     rel = PurePosixPath(Path(path).as_posix())
     if rel.is_absolute() or not rel.parts or any(p in ("", ".", "..") for p in rel.parts):
@@ -197,12 +204,20 @@ class ArtifactStore:
         """
         return self._put(kind, _read_chunks(Path(src_path)), name=name, config=config)
 
+    def put_at(self, rel: str | os.PathLike[str], src_path: str | os.PathLike[str]) -> str:
+        """Copy ``src_path`` to the store path ``rel`` (atomically); return its sha256. For files
+        whose place the ledger records by path (training checkpoints)."""
+        target = self.root / relative_path(rel)
+        tmp, digest, _size = _write_atomic(target.parent, _read_chunks(Path(src_path)))
+        _commit(tmp, target)
+        return digest
+
     def _put(
         self, kind: str, chunks: Iterable[bytes], *, name: str | None, config: str | None
     ) -> ArtifactRef:
-        _check_kind(kind)
-        if name is not None and not _NAME.fullmatch(name):
-            raise ValueError(f"artifact name {name!r} must match {_NAME.pattern}")
+        check_kind(kind)
+        if name is not None:
+            check_name(name)
         directory = self.root / kind
         tmp, digest, size = _write_atomic(directory, chunks)
         artifact_id = name if name is not None else f"{kind}-{digest[:16]}"
@@ -226,12 +241,19 @@ class ArtifactStore:
 
     # --- reading ------------------------------------------------------------------------------
 
+    def chunks(self, rel: str | os.PathLike[str]) -> Iterator[bytes]:
+        """The file's bytes (unverified: callers hash them)."""
+        return _read_chunks(self.root / relative_path(rel))
+
+    def location(self, rel: str | os.PathLike[str]) -> str:
+        return str(self.root / relative_path(rel))
+
     def path_of(self, ref_or_path: ArtifactRef | str | os.PathLike[str]) -> Path:
         """The absolute path of an artifact; a bare path is taken relative to the root."""
         raw = ref_or_path.path if isinstance(ref_or_path, ArtifactRef) else ref_or_path
         if Path(raw).is_absolute():
             return Path(raw)
-        return self.root / _relative(raw)
+        return self.root / relative_path(raw)
 
     def _resolve(
         self, ref_or_path: ArtifactRef | str | os.PathLike[str], expected_sha256: str | None
@@ -245,7 +267,7 @@ class ArtifactStore:
             expected_sha256 = ref_or_path.sha256
         elif expected_sha256 is None:
             raise ValueError(f"reading {str(ref_or_path)!r} needs the sha256 it should have")
-        return self.path_of(ref_or_path), _check_sha256(expected_sha256)
+        return self.path_of(ref_or_path), check_sha256(expected_sha256)
 
     def open(
         self,
@@ -283,6 +305,37 @@ class ArtifactStore:
         return data
 
 
+class Store(Protocol):
+    """What every artifact store offers: the folder one and the S3 one (``ringrift.store.s3``)."""
+
+    def put_bytes(
+        self, kind: str, data: bytes, *, name: str | None = None, config: str | None = None
+    ) -> ArtifactRef: ...
+
+    def put_file(
+        self,
+        kind: str,
+        src_path: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        config: str | None = None,
+    ) -> ArtifactRef: ...
+
+    def put_at(self, rel: str | os.PathLike[str], src_path: str | os.PathLike[str]) -> str: ...
+
+    def chunks(self, rel: str | os.PathLike[str]) -> Iterator[bytes]: ...
+
+    def location(self, rel: str | os.PathLike[str]) -> str: ...
+
+    def open(
+        self, ref_or_path: ArtifactRef | str | os.PathLike[str], expected_sha256: str | None = None
+    ) -> BinaryIO: ...
+
+    def read(
+        self, ref_or_path: ArtifactRef | str | os.PathLike[str], expected_sha256: str | None = None
+    ) -> bytes: ...
+
+
 class LocalCache:
     """One worker's copies of store artifacts, under ``root`` with the store's layout.
 
@@ -293,7 +346,7 @@ class LocalCache:
     rename is atomic.
     """
 
-    def __init__(self, root: str | os.PathLike[str], store: ArtifactStore) -> None:
+    def __init__(self, root: str | os.PathLike[str], store: Store) -> None:
         self.root = Path(root)
         self.store = store
 
@@ -302,8 +355,8 @@ class LocalCache:
 
     def pull(self, artifact_id: str, path: str | os.PathLike[str], sha256: str) -> Path:
         """The local path of a verified copy of the artifact at store path ``path``."""
-        rel = _relative(path)
-        _check_sha256(sha256)
+        rel = relative_path(path)
+        check_sha256(sha256)
         target = self.root / rel
         if target.exists():
             cached = sha256_file(target)
@@ -317,11 +370,10 @@ class LocalCache:
                 sha256,
             )
             target.unlink(missing_ok=True)
-        source = self.store.root / rel
-        tmp, actual, _size = _write_atomic(target.parent, _read_chunks(source))
+        tmp, actual, _size = _write_atomic(target.parent, self.store.chunks(rel))
         if actual != sha256:
             tmp.unlink()
-            raise ArtifactCorrupt(source, sha256, actual)
+            raise ArtifactCorrupt(self.store.location(rel), sha256, actual)
         _commit(tmp, target)
         return target
 
@@ -337,9 +389,9 @@ def record_artifact(session: Session, ref: ArtifactRef, config: str | None = Non
     """
     values = {
         "id": ref.id,
-        "kind": _check_kind(ref.kind),
-        "path": str(_relative(ref.path)),
-        "sha256": _check_sha256(ref.sha256),
+        "kind": check_kind(ref.kind),
+        "path": str(relative_path(ref.path)),
+        "sha256": check_sha256(ref.sha256),
         "size": ref.size,
         "config": config if config is not None else ref.config,
     }
@@ -361,6 +413,7 @@ __all__ = [
     "ArtifactRef",
     "ArtifactStore",
     "LocalCache",
+    "Store",
     "record_artifact",
     "sha256_file",
 ]

@@ -165,6 +165,7 @@ def _train(
         publish=lambda meta: self.update_state(state="PROGRESS", meta=meta),
     )
     hooks.keep_claim()  # the beat restarts the run only once this lapses
+    hooks.prepare()  # a remote store: this host fetches the newest checkpoint
 
     name = candidate_name(config, generation)
     ranks = svc.settings.train_ranks

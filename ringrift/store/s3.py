@@ -1,0 +1,257 @@
+"""The artifact store on an S3-compatible object store (``s3://bucket/prefix``).
+
+The same contract as the folder store (``ringrift.store.artifacts``), for clusters whose hosts
+share no disk: objects live at ``<prefix>/<kind>/<id>`` and carry their sha256 in the object's
+metadata. An object becomes visible only when its upload completes (S3 semantics, multipart
+included), so a reader never sees part of one. Every read hashes the bytes as they arrive and
+raises ``ArtifactCorrupt`` on a mismatch; a content-addressed object that no longer hashes to its
+name is replaced, a named one that holds other contents is never overwritten
+(``ArtifactConflict``).
+
+The endpoint comes from ``RINGRIFT_S3_ENDPOINT`` (else boto3's own ``AWS_ENDPOINT_URL``, else
+AWS), credentials and region from the usual ``AWS_*`` variables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+from urllib.parse import urlparse
+
+from ringrift.store.artifacts import (
+    CHUNK_SIZE,
+    ArtifactConflict,
+    ArtifactCorrupt,
+    ArtifactRef,
+    check_kind,
+    check_name,
+    check_sha256,
+    relative_path,
+    sha256_file,
+)
+
+log = logging.getLogger(__name__)
+
+SHA_KEY = "sha256"  # object metadata key (sent as x-amz-meta-sha256)
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` -> (bucket, prefix without slashes at either end)."""
+    parts = urlparse(url)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise ValueError(f"not an s3://bucket/prefix URL: {url!r}")
+    prefix = parts.path.strip("/")
+    if any(p in ("", ".", "..") for p in prefix.split("/")) and prefix:
+        raise ValueError(f"the prefix of {url!r} must be plain path segments")
+    return parts.netloc, prefix
+
+
+def s3_client(endpoint: str | None = None) -> Any:
+    """A boto3 S3 client for ``endpoint`` (default: ``RINGRIFT_S3_ENDPOINT``, then boto3's own
+    configuration)."""
+    import boto3
+    from botocore.config import Config
+
+    endpoint = endpoint or os.environ.get("RINGRIFT_S3_ENDPOINT") or None
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        # path-style addressing works on every S3-compatible server, virtual hosts do not
+        config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard"}),
+    )
+
+
+class _HashingReader:
+    """A read-only file wrapper that hashes what passes through it."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self.hash.update(data)
+        self.size += len(data)
+        return data
+
+
+class S3ArtifactStore:
+    """Checksummed objects under ``s3://bucket/prefix``; see the module docstring."""
+
+    def __init__(self, url: str, client: Any = None) -> None:
+        self.url = url
+        self.bucket, self.prefix = parse_s3_url(url)
+        self.client = client if client is not None else s3_client()
+
+    def __repr__(self) -> str:
+        return f"S3ArtifactStore({self.url!r})"
+
+    def key_of(self, rel: str | os.PathLike[str]) -> str:
+        path = relative_path(rel)
+        return f"{self.prefix}/{path}" if self.prefix else str(path)
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def put_bytes(
+        self, kind: str, data: bytes, *, name: str | None = None, config: str | None = None
+    ) -> ArtifactRef:
+        digest = hashlib.sha256(bytes(data)).hexdigest()
+        return self._put(kind, io.BytesIO(bytes(data)), digest, len(data), name=name, config=config)
+
+    def put_file(
+        self,
+        kind: str,
+        src_path: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        config: str | None = None,
+    ) -> ArtifactRef:
+        """Upload ``src_path`` (streamed; large files go up in parts). Same ids, idempotence and
+        conflicts as ``ArtifactStore.put_file``."""
+        digest = sha256_file(src_path)
+        size = Path(src_path).stat().st_size
+        with open(src_path, "rb") as f:
+            return self._put(kind, f, digest, size, name=name, config=config)
+
+    def put_at(self, rel: str | os.PathLike[str], src_path: str | os.PathLike[str]) -> str:
+        """Upload ``src_path`` to the store path ``rel``; return its sha256. For files whose
+        place the ledger records by path (training checkpoints)."""
+        key = self.key_of(rel)
+        digest = sha256_file(src_path)
+        with open(src_path, "rb") as f:
+            reader = _HashingReader(f)
+            self.client.upload_fileobj(
+                reader, self.bucket, key, ExtraArgs={"Metadata": {SHA_KEY: digest}}
+            )
+        if reader.hash.hexdigest() != digest:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+            raise ArtifactCorrupt(self.location(rel), digest, reader.hash.hexdigest())
+        return digest
+
+    def _put(
+        self,
+        kind: str,
+        f: BinaryIO,
+        digest: str,
+        size: int,
+        *,
+        name: str | None,
+        config: str | None,
+    ) -> ArtifactRef:
+        check_kind(kind)
+        if name is not None:
+            check_name(name)
+        artifact_id = name if name is not None else f"{kind}-{digest[:16]}"
+        rel = f"{kind}/{artifact_id}"
+        key = self.key_of(rel)
+        ref = ArtifactRef(artifact_id, kind, rel, digest, size, config)
+        existing = self._stored_sha256(key)
+        if existing == digest:
+            # The metadata agrees; the bytes must too (an object can be damaged under it).
+            existing = self._actual_sha256(key)
+            if existing == digest:
+                return ref
+        if existing is not None:
+            if name is not None:
+                raise ArtifactConflict(
+                    f"artifact s3://{self.bucket}/{key} already holds sha256 {existing}; "
+                    f"refusing to replace it with {digest}"
+                )
+            log.warning("replacing corrupt s3://%s/%s (sha256 %s)", self.bucket, key, existing)
+        reader = _HashingReader(f)
+        self.client.upload_fileobj(
+            reader, self.bucket, key, ExtraArgs={"Metadata": {SHA_KEY: digest}}
+        )
+        if reader.hash.hexdigest() != digest or reader.size != size:
+            # the source changed between hashing and uploading: take the object back
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+            raise ArtifactCorrupt(f"s3://{self.bucket}/{key}", digest, reader.hash.hexdigest())
+        return ref
+
+    def _stored_sha256(self, key: str) -> str | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        stored = head.get("Metadata", {}).get(SHA_KEY)
+        return str(stored) if stored else "unrecorded"
+
+    def _actual_sha256(self, key: str) -> str:
+        h = hashlib.sha256()
+        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        try:
+            for chunk in body.iter_chunks(CHUNK_SIZE):
+                h.update(chunk)
+        finally:
+            body.close()
+        return h.hexdigest()
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def chunks(self, rel: str | os.PathLike[str]) -> Iterator[bytes]:
+        """The object's bytes as they arrive (unverified: callers hash them)."""
+        body = self.client.get_object(Bucket=self.bucket, Key=self.key_of(rel))["Body"]
+        try:
+            yield from body.iter_chunks(CHUNK_SIZE)
+        finally:
+            body.close()
+
+    def location(self, rel: str | os.PathLike[str]) -> str:
+        return f"s3://{self.bucket}/{self.key_of(rel)}"
+
+    def _resolve(
+        self, ref_or_path: ArtifactRef | str | os.PathLike[str], expected_sha256: str | None
+    ) -> tuple[PurePosixPath, str]:
+        if isinstance(ref_or_path, ArtifactRef):
+            if expected_sha256 is not None and expected_sha256 != ref_or_path.sha256:
+                raise ValueError(
+                    f"expected sha256 {expected_sha256} disagrees with {ref_or_path.id}'s "
+                    f"{ref_or_path.sha256}"
+                )
+            return relative_path(ref_or_path.path), check_sha256(ref_or_path.sha256)
+        if expected_sha256 is None:
+            raise ValueError(f"reading {str(ref_or_path)!r} needs the sha256 it should have")
+        return relative_path(ref_or_path), check_sha256(expected_sha256)
+
+    def open(
+        self,
+        ref_or_path: ArtifactRef | str | os.PathLike[str],
+        expected_sha256: str | None = None,
+    ) -> BinaryIO:
+        """A local, verified copy of the object, open at its start (the caller closes it)."""
+        rel, expected = self._resolve(ref_or_path, expected_sha256)
+        f = tempfile.TemporaryFile()  # noqa: SIM115 - returned open: the caller closes it
+        try:
+            h = hashlib.sha256()
+            for chunk in self.chunks(rel):
+                h.update(chunk)
+                f.write(chunk)
+            if h.hexdigest() != expected:
+                raise ArtifactCorrupt(self.location(rel), expected, h.hexdigest())
+            f.seek(0)
+        except BaseException:
+            f.close()
+            raise
+        return f
+
+    def read(
+        self,
+        ref_or_path: ArtifactRef | str | os.PathLike[str],
+        expected_sha256: str | None = None,
+    ) -> bytes:
+        with self.open(ref_or_path, expected_sha256) as f:
+            return f.read()
+
+
+__all__ = ["S3ArtifactStore", "parse_s3_url", "s3_client"]
