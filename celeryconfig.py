@@ -50,6 +50,10 @@ result_expires = 86400
 # as failed: with late acks and idempotent tasks, the redelivery finishes the work.
 task_reject_on_worker_lost = True
 
+# Every worker also consumes a queue of its own ("<name>@<host>.dq2"): a promoted model is sent
+# to each live worker through it, so every host warms its cache, whatever queues it shares.
+worker_direct = True
+
 # Work that needs no GPU goes to the "cpu" queue unless the caller routes it to a gpuN queue.
 task_default_queue = "cpu"
 

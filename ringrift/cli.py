@@ -132,6 +132,9 @@ def _status(args: argparse.Namespace) -> int:
             f" ({c['stage']}), games {c['games_total']} ({c['games_new']} new since the last "
             f"export), best model {best}"
         )
+        for host, held in (c.get("host_caches") or {}).items():
+            mark = "" if held["model_id"] == c["best_model"] else " (not the best)"
+            print(f"    cache on {host}: {held['model_id']}{mark}")
         ev = c.get("best_evaluation")
         if ev:
             for opp, m in ev["matches"].items():

@@ -7,20 +7,35 @@ import time
 from typing import Any
 
 from workers.devices import gpu_index
+from workers.runtime import DIRECT_SUFFIX
 
 _cache: tuple[float, list[str]] = (0.0, [])
 CACHE_SECONDS = 30.0
 
 
 def consumed_queues(app: Any, refresh: bool = False) -> list[str]:
-    """Queues some live worker consumes (asked of the workers; cached briefly)."""
+    """Queues some live worker consumes, each worker's own direct queue aside (asked of the
+    workers; cached briefly)."""
     global _cache
     now = time.monotonic()
     if refresh or now - _cache[0] > CACHE_SECONDS or not _cache[1]:
         replies = app.control.inspect(timeout=1.0).active_queues() or {}
-        names = sorted({q["name"] for queues in replies.values() for q in queues})
+        names = sorted(
+            {
+                q["name"]
+                for queues in replies.values()
+                for q in queues
+                if not q["name"].endswith(DIRECT_SUFFIX)
+            }
+        )
         _cache = (now, names)
     return list(_cache[1])
+
+
+def live_workers(app: Any) -> list[str]:
+    """The node names (``name@host``) of the workers that answer now."""
+    replies = app.control.inspect(timeout=1.0).ping() or {}
+    return sorted(replies)
 
 
 def gpu_queues(app: Any) -> list[str]:

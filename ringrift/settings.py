@@ -29,6 +29,7 @@ class Settings:
     artifact_root: Path  # the folder store; unused when artifact_url is an s3:// URL
     cache_root: Path
     artifact_url: str = ""  # "" or a folder: the folder store at artifact_root
+    host: str = ""  # this host's name for its cache (RINGRIFT_CACHE_NAME, else the hostname)
     train_lease_seconds: int = 120
     train_segment_seconds: int = 1800
     train_ranks: int = 1  # >1: each training segment runs as DDP on this many processes
@@ -56,6 +57,7 @@ class Settings:
             artifact_root=root,
             cache_root=data_dir / "cache" / worker,
             artifact_url=url,
+            host=worker,
             train_lease_seconds=_env_positive("RINGRIFT_TRAIN_LEASE_SECONDS", 120),
             train_segment_seconds=_env_positive("RINGRIFT_TRAIN_SEGMENT_SECONDS", 1800),
             train_ranks=_env_positive("RINGRIFT_TRAIN_RANKS", 1),

@@ -91,9 +91,14 @@ def all_status(svc: Service, app: Any) -> dict[str, Any]:
     with svc.session() as s:
         configs = list(s.scalars(select(PipelineState.config).order_by(PipelineState.config)))
         models = s.scalar(select(func.count()).select_from(Model)) or 0
+    reports = [config_status(svc, c) for c in configs]
     try:
         queues = consumed_queues(app, refresh=True)
         depths = queue_depths(app, sorted(set(queues) | {"cpu", "gpu0"}))
+        from ringrift.tasks.sync import cached_models
+
+        for report in reports:  # which model each host's cache holds, per configuration
+            report["host_caches"] = cached_models(report["config"])
     except Exception as e:  # the ledger is still worth showing without a broker
         depths = {"error": f"broker unreachable: {e}"}  # type: ignore[dict-item]
-    return {"configs": [config_status(svc, c) for c in configs], "models": models, "queues": depths}
+    return {"configs": reports, "models": models, "queues": depths}

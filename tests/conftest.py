@@ -25,6 +25,19 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
+S3_BUCKET = "ringrift-artifacts"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3-compatible server (SeaweedFS) for the session, with ``S3_BUCKET`` created."""
+    from tests.s3_harness import client, seaweed_s3
+
+    with seaweed_s3(tmp_path_factory.mktemp("s3")) as url:
+        client(url).create_bucket(Bucket=S3_BUCKET)
+        yield url
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
     """These nets are tiny: one thread is as fast, and two OpenMP threads that spin-wait for

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +12,13 @@ import pytest
 
 from ringrift.store import ArtifactConflict, ArtifactCorrupt, ArtifactRef, LocalCache
 from ringrift.store.s3 import S3ArtifactStore, parse_s3_url
-from tests.s3_harness import client, seaweed_s3
-
-BUCKET = "ringrift-artifacts"
-
-
-@pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with seaweed_s3(tmp_path_factory.mktemp("s3")) as url:
-        client(url).create_bucket(Bucket=BUCKET)
-        yield url
+from tests.conftest import S3_BUCKET as BUCKET
+from tests.s3_harness import client
 
 
 @pytest.fixture
-def raw(endpoint: str) -> Any:
-    return client(endpoint)
+def raw(s3_endpoint: str) -> Any:
+    return client(s3_endpoint)
 
 
 @pytest.fixture

@@ -21,7 +21,9 @@ QUEUES_ENV = "RINGRIFT_WORKER_QUEUES"
 
 @celeryd_after_setup.connect
 def remember_queues(sender: Any = None, instance: Any = None, **_: Any) -> None:
-    queues = sorted(instance.app.amqp.queues.consume_from) if instance is not None else []
+    consumed = instance.app.amqp.queues.consume_from if instance is not None else {}
+    # the worker's own direct queue (worker_direct) names no device and no shared work
+    queues = sorted(q for q in consumed if not q.endswith(runtime.DIRECT_SUFFIX))
     os.environ[QUEUES_ENV] = ",".join(queues)
     runtime.QUEUES = tuple(queues)
 

@@ -1,18 +1,20 @@
 """Moving artifacts: ``collect`` ingests selfplay shards into the ledger (the selfplay chord's
 callback), ``pull`` brings an artifact into one worker's cache, ``broadcast_model`` sends a pull
-to every GPU queue."""
+to every live worker through its own queue, so every host's cache holds a promoted model."""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
-from celery import group
 from celery.utils.log import get_task_logger
+from celery.utils.nodenames import worker_direct
 
 from ringrift.celery import app
 from ringrift.errors import ServiceError
 from ringrift.pipeline import check_config, check_generation, ingest_shard, release
-from ringrift.queues import gpu_queues
+from ringrift.queues import live_workers
 from ringrift.service import current, redis_client
 from ringrift.store.models import Artifact, Model
 
@@ -47,15 +49,40 @@ def collect(results: list[dict[str, Any]], config: str, generation: int) -> dict
     return {"ingested": ingested, "shards": len(results)}
 
 
+CACHED_MODELS = "ringrift:cached-models:"  # + config: a hash, host -> JSON {model_id, at}
+
+
 @app.task(name="ringrift.sync.pull")
-def pull(artifact_id: str) -> dict[str, Any]:
+def pull(artifact_id: str, model_id: str | None = None) -> dict[str, Any]:
+    """Bring an artifact into this worker's cache, verified. Given the model it holds, record
+    that this host's cache has it (``ringrift status`` shows it per host)."""
+    if not isinstance(artifact_id, str):
+        raise ServiceError(f"pull needs an artifact id, got {artifact_id!r}")
+    if model_id is not None and not isinstance(model_id, str):
+        raise ServiceError(f"pull: model_id must be a model id, got {model_id!r}")
     svc = current()
     with svc.session() as s:
         artifact = s.get(Artifact, artifact_id)
         if artifact is None:
             raise ServiceError(f"artifact {artifact_id!r} is not in the ledger")
+        model = s.get(Model, model_id) if model_id is not None else None
+        if model_id is not None and (model is None or model.artifact_id != artifact_id):
+            raise ServiceError(f"model {model_id!r} is not the artifact {artifact_id!r}")
         path = svc.cache.pull(artifact.id, artifact.path, artifact.sha256)
-    return {"artifact_id": artifact_id, "path": str(path)}
+        config = model.config if model is not None else None
+    if model_id is not None and config is not None:
+        record = json.dumps({"model_id": model_id, "at": time.time()})
+        redis_client().hset(CACHED_MODELS + config, svc.settings.host, record)
+    return {"artifact_id": artifact_id, "path": str(path), "host": svc.settings.host}
+
+
+def cached_models(config: str) -> dict[str, dict[str, Any]]:
+    """Per host, the last model of ``config`` a broadcast put in its cache."""
+    raw = redis_client().hgetall(CACHED_MODELS + config)
+    return {
+        (k.decode() if isinstance(k, bytes) else str(k)): json.loads(v)
+        for k, v in sorted(raw.items())
+    }
 
 
 @app.task(name="ringrift.sync.broadcast_model")
@@ -66,8 +93,8 @@ def broadcast_model(model_id: str) -> dict[str, Any]:
         if model is None:
             raise ServiceError(f"model {model_id!r} is not in the ledger")
         artifact_id = model.artifact_id
-    queues = gpu_queues(app)
-    if queues:
-        group(pull.si(artifact_id).set(queue=q) for q in queues).apply_async()
-    log.info("broadcast %s to %s", model_id, queues or "no GPU queue")
-    return {"model_id": model_id, "queues": queues}
+    nodes = live_workers(app)
+    for node in nodes:
+        pull.apply_async((artifact_id, model_id), queue=worker_direct(node))
+    log.info("broadcast %s to %s", model_id, nodes or "no live worker")
+    return {"model_id": model_id, "workers": nodes}
