@@ -155,6 +155,37 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipeline(args: argparse.Namespace) -> int:
+    """Start, stop or list pipelines in the ledger; the beat's next tick acts on it."""
+    from ringrift.pipeline import disable_pipeline, enable_pipeline, pipeline_rows
+    from ringrift.service import current
+    from ringrift.store import ensure_schema
+
+    svc = current()
+    ensure_schema(svc.settings.database_url)  # a new ledger: its tables first, as workers do
+    with svc.session() as s:
+        if args.action == "start":
+            enable_pipeline(s, args.config, args.preset, args.generations)
+        elif args.action == "stop":
+            disable_pipeline(s, args.config)
+        rows = pipeline_rows(s)
+    if args.action != "list":
+        rows = [r for r in rows if r["config"] == args.config]
+    if getattr(args, "json", False):
+        print(json.dumps(rows if args.action == "list" else rows[0]))
+        return 0
+    for r in rows:
+        target = "no end" if r["target_generations"] is None else f"to {r['target_generations']}"
+        state = "enabled" if r["enabled"] else "stopped"
+        print(
+            f"{r['config']}: {state}, preset {r['preset']}, generation {r['generation']} "
+            f"({target}), stage {r['stage']}, best model {r['best_model'] or 'none'}"
+        )
+    if not rows:
+        print("no pipelines; start one with: ringrift pipeline start square8_2p")
+    return 0
+
+
 def _train_cancel(args: argparse.Namespace) -> int:
     from ringrift import runs
     from ringrift.service import current
@@ -266,6 +297,25 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="where each configuration's loop stands")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=_status)
+
+    pipe = sub.add_parser(
+        "pipeline", help="start, stop or list configuration loops"
+    ).add_subparsers(dest="action", required=True)
+    start = pipe.add_parser("start", help="enable a configuration's loop (the beat runs it)")
+    start.add_argument("config", help="e.g. square8_2p")
+    start.add_argument("--preset", default="default", help="tiny or default")
+    start.add_argument(
+        "--generations", type=int, default=None, help="iterations to run (default: no end)"
+    )
+    start.add_argument("--json", action="store_true")
+    start.set_defaults(func=_pipeline)
+    stop = pipe.add_parser("stop", help="start nothing more for a configuration")
+    stop.add_argument("config")
+    stop.add_argument("--json", action="store_true")
+    stop.set_defaults(func=_pipeline)
+    lst = pipe.add_parser("list", help="every configuration's loop")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=_pipeline)
 
     train = sub.add_parser("train", help="act on a training run").add_subparsers(
         dest="train_command", required=True

@@ -159,19 +159,12 @@ def _summary(config: str, first: int, last: int) -> dict[str, Any]:
 def _enable_pipeline(config: str, preset_name: str, generations: int) -> int:
     """Point the configuration's pipeline at ``generations`` more iterations; returns the
     generation it starts from."""
+    from ringrift.pipeline import enable_pipeline
     from ringrift.service import current
-    from ringrift.store.models import PipelineState
 
     with current().session() as s:
-        st = s.get(PipelineState, config)
-        if st is None:
-            st = PipelineState(config=config, generation=0, stage="selfplay")
-            s.add(st)
-        st.enabled = True
-        st.preset = preset_name
-        first = int(st.generation)
-        st.target_generations = first + generations
-    return first
+        st = enable_pipeline(s, config, preset_name, generations)
+        return int(st.generation)
 
 
 def _spawn_service(children: Children, data: Path, logs: Path) -> None:

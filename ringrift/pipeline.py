@@ -76,6 +76,61 @@ def check_generation(value: Any) -> int:
     return value
 
 
+# ----- the public controls: start, stop, list -------------------------------------------------
+
+
+def enable_pipeline(
+    s: Session, config: Any, preset_name: Any = "default", generations: Any = None
+) -> PipelineState:
+    """Enable ``config``'s loop on ``preset_name``; ``generations`` more iterations from where it
+    stands (None: no end). The beat's next tick starts what is due."""
+    check_config(config)
+    if not isinstance(preset_name, str):
+        raise ServiceError(f"preset must be a preset name, got {preset_name!r}")
+    preset(preset_name)  # an unknown name is an error naming the known ones
+    if generations is not None and (
+        not isinstance(generations, int) or isinstance(generations, bool) or generations < 1
+    ):
+        raise ServiceError(f"generations must be a whole number of 1 or more, got {generations!r}")
+    st = s.get(PipelineState, config)
+    if st is None:
+        st = PipelineState(config=config, generation=0, stage="selfplay")
+        s.add(st)
+    st.enabled = True
+    st.preset = preset_name
+    st.target_generations = None if generations is None else int(st.generation) + generations
+    s.flush()
+    return st
+
+
+def disable_pipeline(s: Session, config: Any) -> PipelineState:
+    """Stop starting new work for ``config``; tasks already running finish."""
+    check_config(config)
+    st = s.get(PipelineState, config)
+    if st is None:
+        raise ServiceError(f"no pipeline for {config}; start one first")
+    st.enabled = False
+    s.flush()
+    return st
+
+
+def pipeline_rows(s: Session) -> list[dict[str, Any]]:
+    """Every configuration that has a pipeline, enabled or not."""
+    rows = s.scalars(select(PipelineState).order_by(PipelineState.config))
+    return [
+        {
+            "config": st.config,
+            "enabled": st.enabled,
+            "preset": st.preset,
+            "generation": st.generation,
+            "target_generations": st.target_generations,
+            "stage": st.stage,
+            "best_model": st.best_model_id,
+        }
+        for st in rows
+    ]
+
+
 def load_state(s: Session, config: str) -> PipelineState:
     st = s.get(PipelineState, config)
     if st is None:

@@ -1,4 +1,5 @@
-"""Worker start-up: remember the consumed queues in the parent, bind the device in each child.
+"""Worker start-up: bring the ledger's schema up to date and remember the consumed queues in the
+parent, bind the device in each child.
 
 The parent process never imports torch; each prefork child picks its device from its queues
 (``gpu0`` -> ``cuda:0`` when present, else CPU) in ``worker_process_init``.
@@ -26,6 +27,17 @@ def remember_queues(sender: Any = None, instance: Any = None, **_: Any) -> None:
     queues = sorted(q for q in consumed if not q.endswith(runtime.DIRECT_SUFFIX))
     os.environ[QUEUES_ENV] = ",".join(queues)
     runtime.QUEUES = tuple(queues)
+
+
+@celeryd_after_setup.connect
+def ensure_ledger(sender: Any = None, instance: Any = None, **_: Any) -> None:
+    """Bring the ledger's schema up to date before any task runs: a worker started by hand
+    against a new database (or after an upgrade) needs nothing run first. Concurrent workers
+    take turns (``ringrift.store.db.migrate``)."""
+    from ringrift.settings import Settings
+    from ringrift.store import ensure_schema
+
+    ensure_schema(Settings.from_env().database_url)
 
 
 @worker_process_init.connect

@@ -1,6 +1,10 @@
 """``ringrift.pipeline.tick``: the beat reconciler. For every enabled configuration it reads the
 ledger and starts whatever is due, which also repairs any step a lost callback never started.
-``advance`` is the same thing for one configuration, called by the stage callbacks."""
+``advance`` is the same thing for one configuration, called by the stage callbacks.
+
+The public controls, for ``.delay()`` from Python (``ringrift pipeline`` does the same from the
+shell): ``start_pipeline(config, preset="default", generations=None)``,
+``stop_pipeline(config)`` and ``list_pipelines()``."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from celery.utils.log import get_task_logger
 from sqlalchemy import select
 
 from ringrift.celery import app
-from ringrift.pipeline import Due, reconcile
+from ringrift.pipeline import Due, disable_pipeline, enable_pipeline, pipeline_rows, reconcile
 from ringrift.presets import preset
 from ringrift.queues import pick
 from ringrift.service import current, redis_client
@@ -88,6 +92,33 @@ def advance(config: str) -> list[str]:
         start(due)
         started.append(due.stage)
     return started
+
+
+@app.task(name="ringrift.pipeline.start")
+def start_pipeline(
+    config: str, preset: str = "default", generations: int | None = None
+) -> dict[str, Any]:
+    """Enable ``config``'s loop and start what is due now (the beat keeps it going)."""
+    with current().session() as s:
+        enable_pipeline(s, config, preset, generations)
+    started = advance(config)
+    with current().session() as s:
+        row = next(r for r in pipeline_rows(s) if r["config"] == config)
+    return {**row, "started": started}
+
+
+@app.task(name="ringrift.pipeline.stop")
+def stop_pipeline(config: str) -> dict[str, Any]:
+    """Start nothing more for ``config``; tasks already running finish."""
+    with current().session() as s:
+        disable_pipeline(s, config)
+        return next(r for r in pipeline_rows(s) if r["config"] == config)
+
+
+@app.task(name="ringrift.pipeline.list")
+def list_pipelines() -> list[dict[str, Any]]:
+    with current().session() as s:
+        return pipeline_rows(s)
 
 
 @app.task(name="ringrift.pipeline.tick")
