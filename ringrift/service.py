@@ -65,6 +65,7 @@ def current() -> Service:
     global _current
     if _current is None:
         settings = Settings.from_env()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)  # working files, caches
         engine = make_engine(settings.database_url)
         store = open_store(settings)
         _current = Service(

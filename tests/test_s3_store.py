@@ -212,3 +212,11 @@ def test_a_checkpoint_written_on_one_host_resumes_on_another(
         lease.release()
     finally:
         engine.dispose()
+
+
+def test_a_new_bucket_is_created_by_the_first_write(raw: Any) -> None:
+    bucket = f"ringrift-new-{hashlib.sha256(str(id(raw)).encode()).hexdigest()[:8]}"
+    store = S3ArtifactStore(f"s3://{bucket}/a", client=raw)
+    ref = store.put_bytes("shard", b"first")
+    assert store.read(ref) == b"first"
+    assert S3ArtifactStore(f"s3://{bucket}/a", client=raw).put_bytes("shard", b"first") == ref

@@ -89,9 +89,30 @@ class S3ArtifactStore:
         self.url = url
         self.bucket, self.prefix = parse_s3_url(url)
         self.client = client if client is not None else s3_client()
+        self._bucket_checked = False
 
     def __repr__(self) -> str:
         return f"S3ArtifactStore({self.url!r})"
+
+    def _ensure_bucket(self) -> None:
+        """Before the first write: create the bucket if it does not exist yet, so a new store
+        needs nothing run first."""
+        if self._bucket_checked:
+            return
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+                raise
+            try:
+                self.client.create_bucket(Bucket=self.bucket)
+            except ClientError as again:  # another worker made it first
+                code = again.response.get("Error", {}).get("Code")
+                if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
+        self._bucket_checked = True
 
     def key_of(self, rel: str | os.PathLike[str]) -> str:
         path = relative_path(rel)
@@ -125,6 +146,7 @@ class S3ArtifactStore:
         place the ledger records by path (training checkpoints)."""
         key = self.key_of(rel)
         digest = sha256_file(src_path)
+        self._ensure_bucket()
         with open(src_path, "rb") as f:
             reader = _HashingReader(f)
             self.client.upload_fileobj(
@@ -152,6 +174,7 @@ class S3ArtifactStore:
         rel = f"{kind}/{artifact_id}"
         key = self.key_of(rel)
         ref = ArtifactRef(artifact_id, kind, rel, digest, size, config)
+        self._ensure_bucket()
         existing = self._stored_sha256(key)
         if existing == digest:
             # The metadata agrees; the bytes must too (an object can be damaged under it).
