@@ -64,7 +64,7 @@ def seaweed_s3(workdir: Path) -> Iterator[str]:
         f"-s3.port.grpc={grpc[3]}",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
-        "-volume.max=8",
+        "-volume.max=100",  # a bucket is a collection with volumes of its own
         "-master.volumeSizeLimitMB=64",
     ]
     log = open(workdir / "weed.log", "wb")  # noqa: SIM115 - closed below

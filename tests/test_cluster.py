@@ -19,51 +19,25 @@ from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import URL, create_engine, select, text
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
+from sqlalchemy import select
 
 from ringrift.localredis import LocalRedis
 from ringrift.loop import stop_process_group
 from ringrift.store import ArtifactRef, make_engine, session_factory
-from ringrift.store.db import normalize_url
 from ringrift.store.models import Artifact, Checkpoint, Game, PipelineState
 from ringrift.store.s3 import S3ArtifactStore
 from tests.celery_harness import REPO, worker
 from tests.conftest import S3_BUCKET
+from tests.pg_harness import fresh_database
 from tests.s3_harness import ACCESS_KEY, SECRET_KEY, client
 
-PG_ADMIN_URL = os.environ.get(
-    "RINGRIFT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 HOSTS = ("east", "west")
 
 
 @pytest.fixture
 def postgres() -> Iterator[str]:
-    admin_url = normalize_url(PG_ADMIN_URL)
-    admin = create_engine(
-        admin_url,
-        isolation_level="AUTOCOMMIT",
-        poolclass=NullPool,
-        connect_args={"connect_timeout": 3},
-    )
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except OperationalError as e:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL does not answer at {admin_url}: {e.orig}")
-    name = f"ringrift_cluster_{os.getpid()}_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        url: URL = admin_url.set(database=name)
+    with fresh_database("ringrift_cluster") as url:
         yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 _START = """

@@ -21,7 +21,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Engine, create_engine, func, inspect, select, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.pool import NullPool
@@ -43,10 +43,8 @@ from ringrift.store import (
 )
 from ringrift.store.db import alembic_config, downgrade, normalize_url
 from ringrift.store.models import Artifact, Base, Game, Model, PipelineState
+from tests.pg_harness import fresh_database
 
-PG_ADMIN_URL = os.environ.get(
-    "RINGRIFT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 TABLES = {
     "artifacts",
     "checkpoints",
@@ -67,29 +65,8 @@ HEAD = "0005"  # the newest migration
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[URL]:
     """A fresh PostgreSQL database for this test session; skips if the server does not answer."""
-    admin_url = normalize_url(PG_ADMIN_URL)
-    admin = create_engine(
-        admin_url,
-        isolation_level="AUTOCOMMIT",
-        poolclass=NullPool,
-        connect_args={"connect_timeout": 3},
-    )
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except OperationalError as e:
-        admin.dispose()
-        reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
-        pytest.skip(f"PostgreSQL does not answer at {admin_url}: {reason}")
-    name = f"ringrift_test_{os.getpid()}_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin_url.set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with fresh_database("ringrift_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

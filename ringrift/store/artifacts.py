@@ -122,6 +122,22 @@ def relative_path(path: str | os.PathLike[str]) -> PurePosixPath:
     return rel
 
 
+def expected_digest(
+    ref_or_path: ArtifactRef | str | os.PathLike[str], expected_sha256: str | None
+) -> str:
+    """The sha256 a read must find: the ref's, or the one given with a bare path."""
+    if isinstance(ref_or_path, ArtifactRef):
+        if expected_sha256 is not None and expected_sha256 != ref_or_path.sha256:
+            raise ValueError(
+                f"expected sha256 {expected_sha256} disagrees with {ref_or_path.id}'s "
+                f"{ref_or_path.sha256}"
+            )
+        expected_sha256 = ref_or_path.sha256
+    elif expected_sha256 is None:
+        raise ValueError(f"reading {str(ref_or_path)!r} needs the sha256 it should have")
+    return check_sha256(expected_sha256)
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -258,16 +274,7 @@ class ArtifactStore:
     def _resolve(
         self, ref_or_path: ArtifactRef | str | os.PathLike[str], expected_sha256: str | None
     ) -> tuple[Path, str]:
-        if isinstance(ref_or_path, ArtifactRef):
-            if expected_sha256 is not None and expected_sha256 != ref_or_path.sha256:
-                raise ValueError(
-                    f"expected sha256 {expected_sha256} disagrees with {ref_or_path.id}'s "
-                    f"{ref_or_path.sha256}"
-                )
-            expected_sha256 = ref_or_path.sha256
-        elif expected_sha256 is None:
-            raise ValueError(f"reading {str(ref_or_path)!r} needs the sha256 it should have")
-        return self.path_of(ref_or_path), check_sha256(expected_sha256)
+        return self.path_of(ref_or_path), expected_digest(ref_or_path, expected_sha256)
 
     def open(
         self,

@@ -31,7 +31,7 @@ from ringrift.store.artifacts import (
     ArtifactRef,
     check_kind,
     check_name,
-    check_sha256,
+    expected_digest,
     relative_path,
     sha256_file,
 )
@@ -236,16 +236,8 @@ class S3ArtifactStore:
     def _resolve(
         self, ref_or_path: ArtifactRef | str | os.PathLike[str], expected_sha256: str | None
     ) -> tuple[PurePosixPath, str]:
-        if isinstance(ref_or_path, ArtifactRef):
-            if expected_sha256 is not None and expected_sha256 != ref_or_path.sha256:
-                raise ValueError(
-                    f"expected sha256 {expected_sha256} disagrees with {ref_or_path.id}'s "
-                    f"{ref_or_path.sha256}"
-                )
-            return relative_path(ref_or_path.path), check_sha256(ref_or_path.sha256)
-        if expected_sha256 is None:
-            raise ValueError(f"reading {str(ref_or_path)!r} needs the sha256 it should have")
-        return relative_path(ref_or_path), check_sha256(expected_sha256)
+        raw = ref_or_path.path if isinstance(ref_or_path, ArtifactRef) else ref_or_path
+        return relative_path(raw), expected_digest(ref_or_path, expected_sha256)
 
     def open(
         self,
