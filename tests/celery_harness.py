@@ -77,6 +77,36 @@ def worker(
         stop_process_group(proc)
 
 
+@contextmanager
+def beat(env: dict[str, str], log_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`celery -A ringrift beat` with its schedule file in ``log_dir``; killed by pid after."""
+    log = open(log_dir / "beat.log", "ab")  # noqa: SIM115 - owned by the process
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "ringrift",
+            "beat",
+            "-s",
+            str(log_dir / "beat-schedule"),
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    try:
+        yield proc
+    finally:
+        stop_process_group(proc)
+
+
 def wait_for_worker(queue: str, timeout: float = 60.0) -> dict[str, object]:
     """Block until a worker on ``queue`` answers a ping; returns its answer."""
     from ringrift.tasks.health import ping

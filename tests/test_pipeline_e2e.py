@@ -21,7 +21,6 @@ import redis
 from sqlalchemy import func, select
 
 from ringrift.ai.selfplay import read_shard
-from ringrift.loop import stop_process_group
 from ringrift.store import migrate
 from ringrift.store.db import database_url, make_engine, session_factory
 from ringrift.store.models import (
@@ -32,7 +31,7 @@ from ringrift.store.models import (
     PipelineState,
     TrainingRun,
 )
-from tests.celery_harness import REPO, celery_env, point_app_at, worker
+from tests.celery_harness import REPO, beat, celery_env, point_app_at, worker
 from tests.loop_harness import (
     MARKER,
     describe,
@@ -221,38 +220,14 @@ def test_beat_reconciler_recovers_a_lost_chord_callback(
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Game)) == 0
 
-    beat_log = open(tmp_path / "beat.log", "ab")  # noqa: SIM115 - owned by the process
-    beat = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "ringrift",
-            "beat",
-            "-s",
-            str(tmp_path / "beat-schedule"),
-            "--loglevel",
-            "INFO",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=beat_log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    beat_log.close()
-    try:
-        with worker(env, "gpu0,cpu", "second", tmp_path):
-            deadline = time.monotonic() + 240
-            generation = 0
-            while time.monotonic() < deadline and generation < 1:
-                with sessions() as s:
-                    st = s.get(PipelineState, CONFIG)
-                    generation = st.generation if st else 0
-                time.sleep(1.0)
-    finally:
-        stop_process_group(beat)
+    with beat(env, tmp_path), worker(env, "gpu0,cpu", "second", tmp_path):
+        deadline = time.monotonic() + 240
+        generation = 0
+        while time.monotonic() < deadline and generation < 1:
+            with sessions() as s:
+                st = s.get(PipelineState, CONFIG)
+                generation = st.generation if st else 0
+            time.sleep(1.0)
     assert generation == 1, "the reconciler did not carry the pipeline through the iteration"
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Game)) == 8  # collected exactly once

@@ -151,9 +151,7 @@ def _end_turn(state: GameState) -> None:
         return
     if check_stalemate(state):
         return
-    standing = [q for q in range(1, n + 1) if not state.is_permanently_eliminated(q)]
-    if len(standing) == 1:  # every other player has no ring left anywhere
-        finish(state, standing[0], VictoryType.LAST_PLAYER_STANDING)
+    if _sole_player_left(state):  # every other player has no ring left anywhere
         return
     if state.real_taken:
         state.last_actor = p
@@ -212,8 +210,8 @@ def apply_move_unchecked(state: GameState, move: Move) -> None:
     """
     t = move.type
     p = state.current
-    eliminated_before = state.total_eliminated()
     deciding = state.phase is Phase.LINE_PROCESSING or state.phase is Phase.TERRITORY_PROCESSING
+    eliminated_before = state.total_eliminated() if deciding else 0
     if t is MT.PLACE_RING:
         state.set_stack(move.to, state.stacks[move.to] + (p,) * move.rings)
         state.hand[p] -= move.rings
@@ -282,9 +280,11 @@ def _record_permanent_eliminations(state: GameState) -> None:
 
 
 def _sole_player_left(state: GameState) -> bool:
-    """After a line or territory decision, end the game at once when every other player has
-    no ring left anywhere, as the canonical engine does: a self-elimination still owed is not
-    asked for. (After a recovery slide the turn goes on; the turn's end decides.)"""
+    """End the game when every other player has no ring left anywhere; True if it ended.
+
+    Checked at each turn's end and, as the canonical engine does, right after a line or
+    territory decision too, where a self-elimination still owed is then not asked for. (After
+    a recovery slide the turn goes on; the turn's end decides.)"""
     standing = [
         q for q in range(1, state.num_players + 1) if not state.is_permanently_eliminated(q)
     ]

@@ -262,17 +262,20 @@ def line_moves(state: GameState, player: int) -> list[Move]:
 
 def claimable_regions(state: GameState, player: int) -> list[Region]:
     """Disconnected regions ``player`` may process: a way to pay must remain outside."""
+    return [
+        region
+        for region in find_disconnected_regions(state)
+        if _can_pay_outside(state, player, set(region.cells))
+    ]
+
+
+def _can_pay_outside(state: GameState, player: int, inside: set[int]) -> bool:
+    """Whether ``player`` has a way to pay for a region outside its cells: a controlled stack,
+    or on a recovery turn a buried ring to extract."""
     stacks = state.stacks
-    out = []
-    for region in find_disconnected_regions(state):
-        inside = set(region.cells)
-        if state.recovery_turn:
-            ok = any(player in stacks[c][:-1] for c in state.stack_cells if c not in inside)
-        else:
-            ok = any(stacks[c][-1] == player for c in state.stack_cells if c not in inside)
-        if ok:
-            out.append(region)
-    return out
+    if state.recovery_turn:
+        return any(player in stacks[c][:-1] for c in state.stack_cells if c not in inside)
+    return any(stacks[c][-1] == player for c in state.stack_cells if c not in inside)
 
 
 def territory_moves(state: GameState, player: int) -> list[Move]:
@@ -314,13 +317,7 @@ def named_territory_decision(state: GameState, move: Move) -> Move | None:
     cells = tuple(sorted(set(move.cells)))
     if any(state.collapsed[c] for c in cells):
         return None
-    inside = set(cells)
-    stacks = state.stacks
-    if state.recovery_turn:
-        payable = any(p in stacks[c][:-1] for c in state.stack_cells if c not in inside)
-    else:
-        payable = any(stacks[c][-1] == p for c in state.stack_cells if c not in inside)
-    if not payable:
+    if not _can_pay_outside(state, p, set(cells)):
         return None
     return Move(
         MT.CHOOSE_TERRITORY_OPTION,

@@ -67,6 +67,12 @@ def s3_client(endpoint: str | None = None) -> Any:
     )
 
 
+def _missing(error: Any) -> bool:
+    """Whether an S3 error says the object or bucket does not exist."""
+    code = error.response.get("Error", {}).get("Code")
+    return code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound")
+
+
 class _HashingReader:
     """A read-only file wrapper that hashes what passes through it."""
 
@@ -104,7 +110,7 @@ class S3ArtifactStore:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError as e:
-            if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+            if not _missing(e):
                 raise
             try:
                 self.client.create_bucket(Bucket=self.bucket)
@@ -144,18 +150,22 @@ class S3ArtifactStore:
     def put_at(self, rel: str | os.PathLike[str], src_path: str | os.PathLike[str]) -> str:
         """Upload ``src_path`` to the store path ``rel``; return its sha256. For files whose
         place the ledger records by path (training checkpoints)."""
-        key = self.key_of(rel)
         digest = sha256_file(src_path)
         self._ensure_bucket()
         with open(src_path, "rb") as f:
-            reader = _HashingReader(f)
-            self.client.upload_fileobj(
-                reader, self.bucket, key, ExtraArgs={"Metadata": {SHA_KEY: digest}}
-            )
-        if reader.hash.hexdigest() != digest:
-            self.client.delete_object(Bucket=self.bucket, Key=key)
-            raise ArtifactCorrupt(self.location(rel), digest, reader.hash.hexdigest())
+            self._upload_verified(f, self.key_of(rel), digest, Path(src_path).stat().st_size)
         return digest
+
+    def _upload_verified(self, f: BinaryIO, key: str, digest: str, size: int) -> None:
+        """Upload ``f`` under ``key`` with its sha256 in the metadata; if the bytes sent are not
+        the ones hashed (the source changed meanwhile), take the object back and raise."""
+        reader = _HashingReader(f)
+        self.client.upload_fileobj(
+            reader, self.bucket, key, ExtraArgs={"Metadata": {SHA_KEY: digest}}
+        )
+        if reader.hash.hexdigest() != digest or reader.size != size:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+            raise ArtifactCorrupt(f"s3://{self.bucket}/{key}", digest, reader.hash.hexdigest())
 
     def _put(
         self,
@@ -188,14 +198,7 @@ class S3ArtifactStore:
                     f"refusing to replace it with {digest}"
                 )
             log.warning("replacing corrupt s3://%s/%s (sha256 %s)", self.bucket, key, existing)
-        reader = _HashingReader(f)
-        self.client.upload_fileobj(
-            reader, self.bucket, key, ExtraArgs={"Metadata": {SHA_KEY: digest}}
-        )
-        if reader.hash.hexdigest() != digest or reader.size != size:
-            # the source changed between hashing and uploading: take the object back
-            self.client.delete_object(Bucket=self.bucket, Key=key)
-            raise ArtifactCorrupt(f"s3://{self.bucket}/{key}", digest, reader.hash.hexdigest())
+        self._upload_verified(f, key, digest, size)
         return ref
 
     def _stored_sha256(self, key: str) -> str | None:
@@ -204,7 +207,7 @@ class S3ArtifactStore:
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _missing(e):
                 return None
             raise
         stored = head.get("Metadata", {}).get(SHA_KEY)
@@ -212,23 +215,22 @@ class S3ArtifactStore:
 
     def _actual_sha256(self, key: str) -> str:
         h = hashlib.sha256()
+        for chunk in self._object_chunks(key):
+            h.update(chunk)
+        return h.hexdigest()
+
+    def _object_chunks(self, key: str) -> Iterator[bytes]:
         body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
         try:
-            for chunk in body.iter_chunks(CHUNK_SIZE):
-                h.update(chunk)
+            yield from body.iter_chunks(CHUNK_SIZE)
         finally:
             body.close()
-        return h.hexdigest()
 
     # --- reading ------------------------------------------------------------------------------
 
     def chunks(self, rel: str | os.PathLike[str]) -> Iterator[bytes]:
         """The object's bytes as they arrive (unverified: callers hash them)."""
-        body = self.client.get_object(Bucket=self.bucket, Key=self.key_of(rel))["Body"]
-        try:
-            yield from body.iter_chunks(CHUNK_SIZE)
-        finally:
-            body.close()
+        return self._object_chunks(self.key_of(rel))
 
     def location(self, rel: str | os.PathLike[str]) -> str:
         return f"s3://{self.bucket}/{self.key_of(rel)}"
