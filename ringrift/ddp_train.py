@@ -213,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             job.stage_key,
             job.claim_seconds,
             publish=_publisher(job.task_id) if main_rank else None,
+            keep_checkpoints=config.keep_checkpoints,
         )
         if main_rank:
             kwargs = hooks.loop_kwargs()

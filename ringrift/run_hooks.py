@@ -18,7 +18,7 @@ from ringrift.lease import Lease
 from ringrift.pipeline import hold
 from ringrift.service import Service, redis_client
 from ringrift.store import ArtifactStore, LocalCache
-from training.checkpoint import checkpoint_path
+from training.checkpoint import CHECKPOINT_NAME, checkpoint_path
 
 CANCELLED = "cancelled"  # training.loop.CANCELLED, without importing torch here
 
@@ -32,6 +32,7 @@ class RunHooks:
     stage_key: str  # the pipeline claim this run keeps alive while it trains
     claim_seconds: int
     publish: Callable[[dict[str, Any]], None] | None = None  # the task's PROGRESS state
+    keep_checkpoints: int = 3  # the run's TrainConfig.keep_checkpoints: copies the store keeps
     stop_asked: bool = False
 
     @property
@@ -96,6 +97,21 @@ class RunHooks:
         if self._remote:
             self.lease.renew()
             self.svc.store.put_at(self._store_path(step), path)
+            self._prune_remote(step)
+
+    def _prune_remote(self, step: int) -> None:
+        """Keep the remote copies as the working folder keeps its files: the newest
+        ``keep_checkpoints`` up to ``step``, none after it (from an abandoned attempt)."""
+        folder = f"runs/{self.run_id}"
+        steps = sorted(
+            int(m.group(1))
+            for name in self.svc.store.names_at(folder)
+            if (m := CHECKPOINT_NAME.fullmatch(name))
+        )
+        kept = [s for s in steps if s <= step][-self.keep_checkpoints :]
+        for s in steps:
+            if s not in kept:
+                self.svc.store.remove_at(f"{folder}/{checkpoint_path(self.checkpoint_dir, s).name}")
 
     def verify(self, path: Path) -> None:
         with self.svc.session() as s:

@@ -209,6 +209,17 @@ def test_a_checkpoint_written_on_one_host_resumes_on_another(
         with pytest.raises(ArtifactCorrupt):
             west_hooks.prepare()
         assert not fetched.exists()
+
+        # the store keeps the newest copies only, as the working folder does
+        west_hooks.keep_checkpoints = 2
+        for step in (10, 15, 20):
+            path = checkpoint_path(west_hooks.checkpoint_dir, step)
+            path.write_bytes(f"state at step {step}".encode())
+            west_hooks.after_checkpoint(step, path)
+        assert store.names_at("runs/run-x") == ["ckpt_00000015.pt", "ckpt_00000020.pt"]
+        # later steps left by an abandoned attempt go when an earlier step is written
+        west_hooks.after_checkpoint(12, checkpoint_path(west_hooks.checkpoint_dir, 10))
+        assert store.names_at("runs/run-x") == ["ckpt_00000012.pt"]
         lease.release()
     finally:
         engine.dispose()

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "ringrift-checkpoint"
 CHECKPOINT_VERSION = 1
-_NAME = re.compile(r"ckpt_(\d+)\.pt")
+CHECKPOINT_NAME = re.compile(r"ckpt_(\d+)\.pt")
 _KEYS = ("model", "optimizer", "scheduler", "rng", "config", "data_position")
 
 
@@ -78,7 +78,7 @@ def list_checkpoints(directory: str | os.PathLike[str]) -> list[tuple[int, Path]
         return []
     found = []
     for p in directory.iterdir():
-        m = _NAME.fullmatch(p.name)
+        m = CHECKPOINT_NAME.fullmatch(p.name)
         if m and p.is_file():
             found.append((int(m.group(1)), p))
     return sorted(found)

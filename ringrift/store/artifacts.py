@@ -228,6 +228,17 @@ class ArtifactStore:
         _commit(tmp, target)
         return digest
 
+    def names_at(self, folder: str | os.PathLike[str]) -> list[str]:
+        """The names of the files directly in the store folder ``folder``."""
+        directory = self.root / relative_path(folder)
+        if not directory.is_dir():
+            return []
+        return sorted(p.name for p in directory.iterdir() if p.is_file())
+
+    def remove_at(self, rel: str | os.PathLike[str]) -> None:
+        """Delete the file at the store path ``rel`` (gone already is fine)."""
+        (self.root / relative_path(rel)).unlink(missing_ok=True)
+
     def _put(
         self, kind: str, chunks: Iterable[bytes], *, name: str | None, config: str | None
     ) -> ArtifactRef:
@@ -329,6 +340,10 @@ class Store(Protocol):
     ) -> ArtifactRef: ...
 
     def put_at(self, rel: str | os.PathLike[str], src_path: str | os.PathLike[str]) -> str: ...
+
+    def names_at(self, folder: str | os.PathLike[str]) -> list[str]: ...
+
+    def remove_at(self, rel: str | os.PathLike[str]) -> None: ...
 
     def chunks(self, rel: str | os.PathLike[str]) -> Iterator[bytes]: ...
 

@@ -156,6 +156,28 @@ class S3ArtifactStore:
             self._upload_verified(f, self.key_of(rel), digest, Path(src_path).stat().st_size)
         return digest
 
+    def names_at(self, folder: str | os.PathLike[str]) -> list[str]:
+        """The names of the objects directly under the store folder ``folder``."""
+        from botocore.exceptions import ClientError
+
+        prefix = self.key_of(folder) + "/"
+        names = []
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, Delimiter="/"
+        )
+        try:
+            for page in pages:
+                names += [o["Key"].removeprefix(prefix) for o in page.get("Contents", [])]
+        except ClientError as e:
+            if _missing(e):
+                return []
+            raise
+        return sorted(names)
+
+    def remove_at(self, rel: str | os.PathLike[str]) -> None:
+        """Delete the object at the store path ``rel`` (gone already is fine)."""
+        self.client.delete_object(Bucket=self.bucket, Key=self.key_of(rel))
+
     def _upload_verified(self, f: BinaryIO, key: str, digest: str, size: int) -> None:
         """Upload ``f`` under ``key`` with its sha256 in the metadata; if the bytes sent are not
         the ones hashed (the source changed meanwhile), take the object back and raise."""

@@ -171,6 +171,7 @@ def _train(
     ranks = svc.settings.train_ranks
     try:
         cfg = run_config(run_id, frozen, p).replace(device=runtime.DEVICE)
+        hooks.keep_checkpoints = cfg.keep_checkpoints
         with tempfile.TemporaryDirectory(dir=svc.settings.data_dir) as tmp:
             out = Path(tmp) / "model.pt"
             job = SegmentJob(
