@@ -27,6 +27,15 @@ from ringrift.ai.selfplay import read_shard
 from ringrift.errors import ServiceError
 from ringrift.game import RULES_VERSION, GameConfig
 from ringrift.gate import GateDecision, MatchScore, decide
+from ringrift.heartbeat import (
+    Dispatch,
+    Member,
+    dispatched,
+    forget_dispatch,
+    is_lost,
+    record_dispatch,
+    take_over,
+)
 from ringrift.presets import Preset, preset
 from ringrift.service import Service
 from ringrift.store import ingest_games
@@ -59,6 +68,11 @@ def candidate_name(config: str, generation: int) -> str:
 
 def evaluation_name(candidate_id: str) -> str:
     return f"eval-{candidate_id}"
+
+
+def match_name(candidate_id: str, opponent: str) -> str:
+    """One match of an evaluation: the id its heartbeat goes by."""
+    return f"{evaluation_name(candidate_id)}/{opponent}"
 
 
 # ----- validation shared by the tasks --------------------------------------------------------
@@ -298,6 +312,37 @@ class Due:
         return f"{self.config}:{self.generation}:{self.stage}"
 
 
+def group_for(due: Due) -> Dispatch:
+    """The chord a selfplay or evaluate item is sent as: one member per shard or match, named
+    as its result will be, and the callback that moves the loop on."""
+    d = due.detail
+    if due.stage == "selfplay":
+        members = [
+            Member(
+                shard_name(due.config, due.generation, d["batch"], i),
+                "ringrift.selfplay.play_games",
+                [due.config, due.generation, d["batch"], i, d["games"], d["model_id"], d["preset"]],
+            )
+            for i in range(d["tasks"])
+        ]
+        collect = Member("collect", "ringrift.sync.collect", [due.config, due.generation])
+        return Dispatch("selfplay", members, collect)
+    if due.stage == "evaluate":
+        cand = d["candidate_id"]
+        games = preset(d["preset"]).eval_games
+        members = [
+            Member(
+                match_name(cand, opp),
+                "ringrift.evaluate.play_match",
+                [due.config, cand, opp, games, d["preset"]],
+            )
+            for opp in d["opponents"]
+        ]
+        decide = Member("decide", "ringrift.evaluate.decide", [due.config, due.generation, cand])
+        return Dispatch("evaluate", members, decide)
+    raise ServiceError(f"stage {due.stage!r} is not sent as a group")
+
+
 def _plan(svc: Service, config: str) -> tuple[str | None, Due | None]:
     """The stage ``config`` is in and the task it needs, from the ledger as it is now.
 
@@ -391,8 +436,9 @@ def reconcile(svc: Service, r: redis.Redis, config: str) -> list[Due]:
     """What ``config`` needs started now, each item already claimed.
 
     The claim comes first and the ledger is read again after it: a task that finishes a stage
-    commits before it releases that stage's claim, so whoever wins the claim afterwards sees the
-    finished work and starts nothing twice.
+    commits before the claim is released, so whoever wins the claim afterwards sees the
+    finished work and starts nothing twice. While the claim is held, members of the stage's
+    group whose worker died are sent again (``resend``).
     """
     stage, due = _plan(svc, config)
     if stage is not None:
@@ -400,13 +446,62 @@ def reconcile(svc: Service, r: redis.Redis, config: str) -> list[Due]:
     if due is None:
         return []
     p = preset(due.detail.get("preset") or _preset_name(svc, config))
+    release_if_finished(svc, r, due.key)
     if not claim(r, due.key, p.claim_seconds):
-        return []
+        return _resend_lost(svc, r, due, p.claim_seconds)
     _, again = _plan(svc, config)
     if again is None or again.key != due.key:
         release(r, due.key)
         return []
     return [again]
+
+
+def member_finished(s: Session, stage: str, member_id: str) -> bool:
+    """Has this member of a dispatched group left its result in the ledger?"""
+    if stage == "selfplay":
+        return s.get(Artifact, member_id) is not None
+    if stage == "evaluate":
+        evaluation_id, opponent = member_id.rsplit("/", 1)
+        q = select(func.count()).select_from(EvaluationMatch)
+        q = q.where(
+            EvaluationMatch.evaluation_id == evaluation_id, EvaluationMatch.opponent == opponent
+        )
+        return bool(s.scalar(q))
+    raise ServiceError(f"no group members in stage {stage!r}")
+
+
+def release_if_finished(svc: Service, r: redis.Redis, key: str) -> None:
+    """Every member of the group sent for ``key`` left its result: the stage is free again
+    (its chord callback may never run if a member was sent a second time)."""
+    group = dispatched(r, key)
+    if group is None:
+        return
+    with svc.session() as s:
+        if all(member_finished(s, group.stage, m.id) for m in group.members):
+            release(r, key)
+            forget_dispatch(r, key)
+
+
+def _resend_lost(svc: Service, r: redis.Redis, due: Due, seconds: int) -> list[Due]:
+    """The members of ``due``'s running group whose worker died, to be sent again now."""
+    group = dispatched(r, due.key)
+    if group is None:
+        return []
+    with svc.session() as s:
+        lost = [
+            m
+            for m in group.members
+            if is_lost(r, m.id) and not member_finished(s, group.stage, m.id)
+        ]
+    lost = [m for m in lost if take_over(r, m.id)]
+    if not lost:
+        return []
+    hold(r, due.key, seconds)  # the stage is at work again
+    record_dispatch(r, due.key, group, seconds)
+    for m in lost:
+        log.warning("%s: %s lost its worker; sending it again", due.config, m.id)
+    resend = dict(group.__dict__, members=lost, seconds=seconds)
+    return [Due("resend", due.config, due.generation, resend)]
 
 
 def _preset_name(svc: Service, config: str) -> str:

@@ -10,6 +10,10 @@ Training runs in segments of ``RINGRIFT_TRAIN_SEGMENT_SECONDS`` (default 1800) u
 dies lets the lease lapse, and the run is taken up again after about three lease periods.
 ``RINGRIFT_TRAIN_RANKS`` (default 1) above 1 trains each segment with DDP on that many
 processes under torchrun: the worker's GPU and the ones after it (``ringrift.ddp_train``).
+
+A selfplay or evaluation task keeps a heartbeat in Redis while it works; one silent for
+``RINGRIFT_TASK_HEARTBEAT_SECONDS`` (default 60) lost its worker and is sent again at once
+(``ringrift.heartbeat``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class Settings:
     train_lease_seconds: int = 120
     train_segment_seconds: int = 1800
     train_ranks: int = 1  # >1: each training segment runs as DDP on this many processes
+    task_heartbeat_seconds: int = 60  # a group member silent this long lost its worker
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -61,6 +66,7 @@ class Settings:
             train_lease_seconds=_env_positive("RINGRIFT_TRAIN_LEASE_SECONDS", 120),
             train_segment_seconds=_env_positive("RINGRIFT_TRAIN_SEGMENT_SECONDS", 1800),
             train_ranks=_env_positive("RINGRIFT_TRAIN_RANKS", 1),
+            task_heartbeat_seconds=_env_positive("RINGRIFT_TASK_HEARTBEAT_SECONDS", 60),
         )
 
 

@@ -9,19 +9,26 @@ promoted model.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from sqlalchemy import select
 
+from ringrift.ai.selfplay import read_shard
+from ringrift.heartbeat import ALIVE
 from ringrift.localredis import LocalRedis
+from ringrift.presets import TINY
 from ringrift.store import ArtifactRef, make_engine, session_factory
 from ringrift.store.models import Artifact, Checkpoint, Game, PipelineState
 from ringrift.store.s3 import S3ArtifactStore
@@ -40,9 +47,48 @@ def postgres() -> Iterator[str]:
 
 
 _START = """
+import sys
 from ringrift.tasks.pipeline import start_pipeline
-print(start_pipeline.delay("square8_2p", preset="tiny", generations=2).get(timeout=120))
+n = int(sys.argv[1])
+print(start_pipeline.delay("square8_2p", preset="tiny", generations=n).get(timeout=120))
 """
+
+
+def start_generations(env: dict[str, str], n: int) -> None:
+    """``n`` more generations, started the way the README's manual cluster does."""
+    started = subprocess.run(
+        [sys.executable, "-c", _START, str(n)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert started.returncode == 0, started.stderr
+
+
+def wait_for_generation(sessions: Any, generation: int) -> str | None:
+    """Block until square8_2p reaches ``generation``; its best model then."""
+    deadline = time.monotonic() + 900
+    while True:
+        with sessions() as s:
+            st = s.get(PipelineState, "square8_2p")
+            if st is not None and st.generation >= generation:
+                return st.best_model_id
+        assert time.monotonic() < deadline, f"generation {generation} not reached in 15 min"
+        time.sleep(1)
+
+
+def wait_for_selfplay(r: redis.Redis, generation: int) -> tuple[str, str]:
+    """The host playing a shard of ``generation`` now, and the shard, from the heartbeats."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        for key in r.scan_iter(f"{ALIVE}shard-square8_2p-g{generation}-*"):
+            who = json.loads(r.get(key) or "null")
+            if who is not None:
+                return who["host"], key.decode().removeprefix(ALIVE)
+        time.sleep(0.05)
+    raise AssertionError(f"no selfplay task of generation {generation} was seen running")
 
 
 @pytest.mark.slow
@@ -62,6 +108,7 @@ def test_two_hosts_sharing_only_the_services_run_two_generations(
             AWS_SECRET_ACCESS_KEY=SECRET_KEY,
             AWS_DEFAULT_REGION="us-east-1",
             RINGRIFT_TICK_SECONDS="2",
+            RINGRIFT_TASK_HEARTBEAT_SECONDS="5",
             PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
         )
 
@@ -73,30 +120,14 @@ def test_two_hosts_sharing_only_the_services_run_two_generations(
             }
 
         with (
-            worker(host_env("east"), "gpu0,cpu", "east", tmp_path),
-            worker(host_env("west"), "gpu0,cpu", "west", tmp_path),
+            worker(host_env("east"), "gpu0,cpu", "east", tmp_path) as east,
+            worker(host_env("west"), "gpu0,cpu", "west", tmp_path) as west,
             beat(host_env("beat"), tmp_path),
         ):
-            started = subprocess.run(
-                [sys.executable, "-c", _START],
-                cwd=REPO,
-                env=host_env("client"),
-                capture_output=True,
-                text=True,
-                timeout=180,
-            )
-            assert started.returncode == 0, started.stderr
+            start_generations(host_env("client"), 2)
             engine = make_engine(postgres)
             sessions = session_factory(engine)
-            deadline = time.monotonic() + 900
-            while True:
-                with sessions() as s:
-                    st = s.get(PipelineState, "square8_2p")
-                    if st is not None and st.generation >= 2:
-                        best = st.best_model_id
-                        break
-                assert time.monotonic() < deadline, "two generations did not finish in 15 min"
-                time.sleep(2)
+            best = wait_for_generation(sessions, 2)
             # the promoted model reaches both caches
             deadline = time.monotonic() + 60
             held = {}
@@ -108,6 +139,12 @@ def test_two_hosts_sharing_only_the_services_run_two_generations(
                 if set(held) >= set(HOSTS) and all(best in v for v in held.values()):
                     break
                 time.sleep(1)
+
+            # A host dies (kill -9) in the middle of a selfplay task of generation 2.
+            start_generations(host_env("client"), 1)
+            victim, shard = wait_for_selfplay(redis.Redis.from_url(f"{broker}/0"), 2)
+            os.killpg((east if victim == "east" else west).pid, signal.SIGKILL)
+            wait_for_generation(sessions, 3)
 
     assert best is not None
     for h in HOSTS:
@@ -129,9 +166,37 @@ def test_two_hosts_sharing_only_the_services_run_two_generations(
         games = s.scalar(select(Game.id).limit(1))
     assert games is not None
     kinds = {a.kind for a in artifacts}
+    in_shards: list[tuple[str, int, list[str]]] = []
     assert {"shard", "dataset", "model"} <= kinds
     for a in artifacts:
-        store.read(ArtifactRef.from_row(a))  # raises ArtifactCorrupt on a mismatch
+        data = store.read(ArtifactRef.from_row(a))  # raises ArtifactCorrupt on a mismatch
+        if a.kind == "shard":
+            (tmp_path / "shard.jsonl.gz").write_bytes(data)
+            header, shard_games = read_shard(tmp_path / "shard.jsonl.gz")
+            in_shards.append((a.id, header.generation, [g["id"] for g in shard_games]))
+    # the store keeps each run's newest checkpoints (older copies are pruned); each verifies
+    kept = 0
     for c in checkpoints:
-        store.read(c.path, c.sha256)
+        folder, name = c.path.rsplit("/", 1)
+        if name in store.names_at(folder):
+            store.read(c.path, c.sha256)
+            kept += 1
+    runs = {c.run_id for c in checkpoints}
+    for run in runs:
+        newest = max((c for c in checkpoints if c.run_id == run), key=lambda c: c.step)
+        assert newest.path.rsplit("/", 1)[1] in store.names_at(f"runs/{run}"), newest.path
+    assert kept <= 3 * len(runs)
+
+    # After the kill: the shard the dead host was playing was played again (by the survivor),
+    # every shard's games are in the ledger once, and each generation has exactly its games.
+    survivor = "west" if victim == "east" else "east"
+    assert f"stored {shard}" in (tmp_path / f"worker-{survivor}.log").read_text(errors="replace")
+    assert shard in {a.id for a in artifacts}
+    with sessions() as s:
+        rows = s.execute(select(Game.id, Game.generation, Game.shard_artifact_id)).all()
+    assert len(rows) == len({r.id for r in rows})
+    expected = sorted((gid, gen, sid) for sid, gen, ids in in_shards for gid in ids)
+    assert sorted((r.id, r.generation, r.shard_artifact_id) for r in rows) == expected
+    per_generation = Counter(r.generation for r in rows)
+    assert per_generation == {g: TINY.games_per_generation for g in range(3)}, per_generation
     engine.dispose()

@@ -5,18 +5,21 @@ group's chord callback and hands the decision to the promotion step."""
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Any, cast
 
 from celery.utils.log import get_task_logger
 from sqlalchemy import Table, select
 
 from ringrift.ai import HeuristicPlayer, RandomPlayer
-from ringrift.ai.arena import MCTSPlayer, Player, play_match
+from ringrift.ai.arena import MatchResult, MCTSPlayer, Player, play_match
 from ringrift.celery import app
 from ringrift.errors import ServiceError
-from ringrift.pipeline import check_config, evaluation_name, release
+from ringrift.game import GameConfig
+from ringrift.heartbeat import beating
+from ringrift.pipeline import check_config, evaluation_name, match_name
 from ringrift.presets import preset
-from ringrift.service import current, redis_client
+from ringrift.service import Service, current, redis_client
 from ringrift.store.db import insert_ignoring_duplicates
 from ringrift.store.models import EvaluationMatch, Model
 from ringrift.tasks.common import model_evaluator
@@ -71,25 +74,9 @@ def play_match_task(
         return MCTSPlayer(opp_eval, p.eval_search, seed, opponent, p.eval_opening_moves)
 
     seed = zlib.crc32(f"{evaluation_id}/{opponent}".encode())
-    res = play_match(cfg, candidate, rival, games, seed)
-    with svc.session() as s:
-        table = cast(Table, EvaluationMatch.__table__)
-        stmt = insert_ignoring_duplicates(s, table, ["evaluation_id", "opponent"])
-        s.execute(
-            stmt,
-            [
-                {
-                    "evaluation_id": evaluation_id,
-                    "config": config,
-                    "candidate_id": candidate_id,
-                    "opponent": opponent,
-                    "games": res.games,
-                    "wins": res.wins,
-                    "losses": res.losses,
-                    "draws": res.draws,
-                }
-            ],
-        )
+    beat = svc.settings.task_heartbeat_seconds
+    with beating(redis_client(), match_name(candidate_id, opponent), beat, svc.settings.host):
+        res = _play_and_record(svc, cfg, candidate_id, opponent, games, candidate, rival, seed)
     log.info("%s vs %s: %d-%d-%d", candidate_id, opponent, res.wins, res.losses, res.draws)
     return {
         "opponent": opponent,
@@ -100,12 +87,44 @@ def play_match_task(
     }
 
 
+def _play_and_record(
+    svc: Service,
+    cfg: GameConfig,
+    candidate_id: str,
+    opponent: str,
+    games: int,
+    candidate: Callable[[int], Player],
+    rival: Callable[[int], Player],
+    seed: int,
+) -> MatchResult:
+    evaluation_id = evaluation_name(candidate_id)
+    res = play_match(cfg, candidate, rival, games, seed)
+    with svc.session() as s:
+        table = cast(Table, EvaluationMatch.__table__)
+        stmt = insert_ignoring_duplicates(s, table, ["evaluation_id", "opponent"])
+        s.execute(
+            stmt,
+            [
+                {
+                    "evaluation_id": evaluation_id,
+                    "config": cfg.name,
+                    "candidate_id": candidate_id,
+                    "opponent": opponent,
+                    "games": res.games,
+                    "wins": res.wins,
+                    "losses": res.losses,
+                    "draws": res.draws,
+                }
+            ],
+        )
+    return res
+
+
 @app.task(name="ringrift.evaluate.decide")
 def decide(
     results: list[dict[str, Any]], config: str, generation: int, candidate_id: str
 ) -> dict[str, Any]:
     check_config(config)
-    release(redis_client(), f"{config}:{generation}:evaluate")
     from ringrift.tasks.pipeline import advance
 
     advance(config)  # all matches recorded: the reconciler claims and starts the decision

@@ -10,12 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import chord, group
+from celery import chord
+from celery import group as group_of
 from celery.utils.log import get_task_logger
 from sqlalchemy import select
 
 from ringrift.celery import app
-from ringrift.pipeline import Due, disable_pipeline, enable_pipeline, pipeline_rows, reconcile
+from ringrift.heartbeat import Dispatch, record_dispatch
+from ringrift.pipeline import (
+    Due,
+    disable_pipeline,
+    enable_pipeline,
+    group_for,
+    pipeline_rows,
+    reconcile,
+)
 from ringrift.presets import preset
 from ringrift.queues import pick
 from ringrift.service import current, redis_client
@@ -24,30 +33,30 @@ from ringrift.store.models import PipelineState
 log = get_task_logger(__name__)
 
 
+def send_group(due: Due, group: Dispatch, seconds: int, *, record: bool = True) -> None:
+    """Send ``group``'s members as a chord closing with its callback, spread over the queues;
+    remembered under the stage's key first, so the reconciler can send again a member whose
+    worker dies."""
+    if record:
+        record_dispatch(redis_client(), due.key, group, seconds)
+    queues = pick(app, len(group.members))
+    header = [
+        app.signature(m.task, args=tuple(m.args)).set(queue=q)
+        for m, q in zip(group.members, queues, strict=True)
+    ]
+    cb = group.callback
+    chord(group_of(header))(app.signature(cb.task, args=tuple(cb.args)).set(queue=pick(app, 1)[0]))
+
+
 def start(due: Due) -> None:
     """Enqueue the task(s) for one claimed ``Due`` item."""
     d = due.detail
-    if due.stage == "selfplay":
-        queues = pick(app, d["tasks"])
-        header = [
-            app.signature(
-                "ringrift.selfplay.play_games",
-                args=(
-                    due.config,
-                    due.generation,
-                    d["batch"],
-                    i,
-                    d["games"],
-                    d["model_id"],
-                    d["preset"],
-                ),
-            ).set(queue=q)
-            for i, q in enumerate(queues)
-        ]
-        callback = app.signature("ringrift.sync.collect", args=(due.config, due.generation)).set(
-            queue=pick(app, 1)[0]
+    if due.stage in ("selfplay", "evaluate"):
+        send_group(due, group_for(due), preset(d["preset"]).claim_seconds)
+    elif due.stage == "resend":
+        send_group(
+            due, Dispatch(d["stage"], d["members"], d["callback"]), d["seconds"], record=False
         )
-        chord(header)(callback)
     elif due.stage == "export":
         app.send_task(
             "ringrift.export.build_dataset",
@@ -60,20 +69,6 @@ def start(due: Due) -> None:
             args=(d["run_id"], d["segment"]),
             queue=pick(app, 1, gpu_only=True)[0],
         )
-    elif due.stage == "evaluate":
-        p = preset(d["preset"])
-        queues = pick(app, len(d["opponents"]))
-        header = [
-            app.signature(
-                "ringrift.evaluate.play_match",
-                args=(due.config, d["candidate_id"], opp, p.eval_games, d["preset"]),
-            ).set(queue=q)
-            for opp, q in zip(d["opponents"], queues, strict=True)
-        ]
-        callback = app.signature(
-            "ringrift.evaluate.decide", args=(due.config, due.generation, d["candidate_id"])
-        )
-        chord(group(header))(callback.set(queue=pick(app, 1)[0]))
     elif due.stage == "decide":
         app.send_task(
             "ringrift.promote.promote_model",

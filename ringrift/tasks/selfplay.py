@@ -1,6 +1,7 @@
 """``ringrift.selfplay.play_games``: play a batch of games with the current best model and store
 them as one shard artifact. Idempotent: the shard's name and every game's seed come from the
-arguments, so a redelivered task finds (or rewrites identically) its own shard."""
+arguments, so a redelivered task finds (or rewrites identically) its own shard. It beats while it
+plays (``ringrift.heartbeat``), so a worker's death has the shard sent again at once."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from ringrift.ai.mcts import UniformEvaluator
 from ringrift.ai.selfplay import ShardHeader, write_shard
 from ringrift.celery import app
 from ringrift.errors import ServiceError
+from ringrift.game import GameConfig
+from ringrift.heartbeat import beating
 from ringrift.pipeline import check_config, check_generation, shard_name
-from ringrift.presets import preset
-from ringrift.service import current
-from ringrift.store import record_artifact
-from ringrift.store.models import Artifact
+from ringrift.presets import Preset, preset
+from ringrift.service import Service, current, redis_client
+from ringrift.store import ArtifactConflict, ArtifactRef, record_artifact
+from ringrift.store.models import Artifact, PipelineState
 from ringrift.tasks.common import model_evaluator
 from workers import runtime
 
@@ -56,6 +59,30 @@ def play_games(
         if s.get(Artifact, name) is not None:
             log.info("shard %s already stored (redelivery)", name)
             return {"artifact_id": name, "games": games}
+        st = s.get(PipelineState, config)
+        if st is not None and st.generation > generation:
+            # A message handed back hours after its worker died: its iteration is over.
+            log.info("shard %s not played: %s is at generation %d", name, config, st.generation)
+            return {"artifact_id": None, "games": 0, "stale": True}
+    with beating(redis_client(), name, svc.settings.task_heartbeat_seconds, svc.settings.host):
+        ref = _play_and_store(svc, cfg, p, name, generation, batch, index, games, model_id)
+    log.info("stored %s: %d games, %d bytes", name, games, ref.size)
+    return {"artifact_id": name, "games": games}
+
+
+def _play_and_store(
+    svc: Service,
+    cfg: GameConfig,
+    p: Preset,
+    name: str,
+    generation: int,
+    batch: str,
+    index: int,
+    games: int,
+    model_id: str | None,
+) -> ArtifactRef:
+    config = cfg.name
+    with svc.session() as s:
         evaluator = (
             model_evaluator(svc, s, model_id, cfg.board.value, runtime.DEVICE)
             if model_id
@@ -77,8 +104,17 @@ def play_games(
     with tempfile.TemporaryDirectory(dir=svc.settings.data_dir) as tmp:
         path = Path(tmp) / "shard.jsonl.gz"
         write_shard(path, ShardHeader(config, generation, model_id, len(played)), played)
-        ref = svc.store.put_file("shard", path, name=name, config=config)
+        try:
+            ref = svc.store.put_file("shard", path, name=name, config=config)
+        except ArtifactConflict:
+            # Another attempt at this shard (sent again while this one was thought lost) stored
+            # it first, from other hardware; the ledger's copy stands.
+            with svc.session() as s:
+                row = s.get(Artifact, name)
+                if row is None:
+                    raise
+                log.warning("shard %s was stored by another attempt; keeping that one", name)
+                return ArtifactRef.from_row(row)
     with svc.session() as s:
         record_artifact(s, ref, config)
-    log.info("stored %s: %d games, %d bytes", name, len(played), ref.size)
-    return {"artifact_id": name, "games": len(played)}
+    return ref

@@ -13,7 +13,7 @@ from celery.utils.nodenames import worker_direct
 
 from ringrift.celery import app
 from ringrift.errors import ServiceError
-from ringrift.pipeline import check_config, check_generation, ingest_shard, release
+from ringrift.pipeline import check_config, check_generation, ingest_shard
 from ringrift.queues import live_workers
 from ringrift.service import current, redis_client
 from ringrift.store.models import Artifact, Model
@@ -31,6 +31,8 @@ def collect(results: list[dict[str, Any]], config: str, generation: int) -> dict
     ingested = 0
     with svc.session() as s:
         for res in results:
+            if res.get("stale") is True:  # played for an iteration that was already over
+                continue
             artifact = s.get(Artifact, res.get("artifact_id"))
             if artifact is None:
                 raise ServiceError(f"shard {res.get('artifact_id')!r} is not in the ledger")
@@ -42,10 +44,9 @@ def collect(results: list[dict[str, Any]], config: str, generation: int) -> dict
     log.info(
         "%s g%d: ingested %d new games from %d shards", config, generation, ingested, len(results)
     )
-    release(redis_client(), f"{config}:{generation}:selfplay")
     from ringrift.tasks.pipeline import advance
 
-    advance(config)
+    advance(config)  # frees the selfplay stage once every shard of its batch is stored
     return {"ingested": ingested, "shards": len(results)}
 
 
