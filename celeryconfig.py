@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 # The service's own locations, beside Celery's settings so that all of them live in one file.
-# ringrift/settings.py reads the environment when a process starts its service (so `ringrift
+# ringrift/infra/settings.py reads the environment when a process starts its service (so `ringrift
 # loop` and the tests can point a process elsewhere): RINGRIFT_DATA_DIR holds the artifact store,
 # the workers' caches and, unless RINGRIFT_DATABASE_URL names another database (PostgreSQL for a
 # cluster), the SQLite ledger file ledger.sqlite3.

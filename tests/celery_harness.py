@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ringrift.celery import app
-from ringrift.loop import stop_process_group
+from ringrift.infra.processes import stop_process_group
 
 REPO = Path(__file__).resolve().parent.parent
 

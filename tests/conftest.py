@@ -16,7 +16,7 @@ def fixtures_dir() -> Path:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private Redis for the whole test session, so tests may flush it freely."""
-    from ringrift.localredis import LocalRedis
+    from ringrift.infra.localredis import LocalRedis
 
     server = LocalRedis(tmp_path_factory.mktemp("redis"))
     try:
@@ -53,9 +53,9 @@ def one_torch_thread() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four short uniform-search square8 games, exported with augmentation."""
+    from ringrift.ai.dataset import write_dataset
     from ringrift.ai.mcts import SearchConfig, UniformEvaluator
     from ringrift.ai.selfplay import SelfplaySettings, play_game
-    from ringrift.dataset import write_dataset
     from ringrift.game import GameConfig
 
     cfg = GameConfig.parse("square8_2p")

@@ -1,7 +1,7 @@
 """A live pipeline for task tests: private Redis, real worker subprocesses, a SQLite ledger.
 
 ``live_pipeline`` makes a data dir, migrates its ledger, points this test process (Celery app and
-``ringrift.service.current()``) and the workers at it, and starts one real
+``ringrift.infra.service.current()``) and the workers at it, and starts one real
 ``celery -A ringrift worker`` per queue (each with its own cache, as on separate nodes). The
 ``Pipe`` it yields sends tasks, waits for them, and snapshots the ledger and the artifact store
 so a test can say "this delivery changed nothing" or "exactly these rows appeared".
@@ -25,7 +25,7 @@ import redis
 from celery.result import AsyncResult
 from sqlalchemy import text
 
-import ringrift.service
+import ringrift.infra.service
 from ringrift.celery import app
 from ringrift.store import migrate, record_artifact
 from ringrift.store.db import database_url
@@ -114,8 +114,8 @@ class Pipe:
     log_dir: Path
 
     @property
-    def svc(self) -> ringrift.service.Service:
-        return ringrift.service.current()
+    def svc(self) -> ringrift.infra.service.Service:
+        return ringrift.infra.service.current()
 
     @property
     def store_root(self) -> Path:
@@ -229,7 +229,7 @@ def live_pipeline(
     with pytest.MonkeyPatch.context() as mp, contextlib.ExitStack() as stack:
         mp.setenv("RINGRIFT_DATA_DIR", str(data_dir))
         mp.delenv("RINGRIFT_DATABASE_URL", raising=False)
-        mp.setattr(ringrift.service, "_current", None)
+        mp.setattr(ringrift.infra.service, "_current", None)
         migrate(database_url(data_dir))
         for q in queues:
             stack.enter_context(worker({**env, "RINGRIFT_CACHE_NAME": q}, q, q, log_dir))
@@ -239,10 +239,10 @@ def live_pipeline(
         try:
             yield pipe
         finally:
-            svc = ringrift.service._current
+            svc = ringrift.infra.service._current
             if svc is not None:
                 svc.engine.dispose()
-            ringrift.service._current = None
+            ringrift.infra.service._current = None
 
 
 # --- inputs built in this process ----------------------------------------------------------------

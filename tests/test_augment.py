@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 import torch
 
-from ringrift.ai.encoding import ENCODER_VERSION
-from ringrift.ai.mcts import SearchConfig, UniformEvaluator
-from ringrift.ai.selfplay import SelfplaySettings, play_game
-from ringrift.ai.symmetry import symmetries
-from ringrift.dataset import (
+from ringrift.ai.dataset import (
     Dataset,
     DatasetError,
     cell_action_tables,
     load_dataset,
     write_dataset,
 )
+from ringrift.ai.encoding import ENCODER_VERSION
+from ringrift.ai.mcts import SearchConfig, UniformEvaluator
+from ringrift.ai.selfplay import SelfplaySettings, play_game
+from ringrift.ai.symmetry import symmetries
 from ringrift.game import GameConfig
 from ringrift.game.boards import BoardType
 from tests.training_fixtures import FAST

@@ -26,9 +26,9 @@ import redis
 from sqlalchemy import select
 
 from ringrift.ai.selfplay import read_shard
-from ringrift.heartbeat import ALIVE
-from ringrift.localredis import LocalRedis
-from ringrift.presets import TINY
+from ringrift.infra.localredis import LocalRedis
+from ringrift.pipeline.heartbeat import ALIVE
+from ringrift.pipeline.presets import TINY
 from ringrift.store import ArtifactRef, make_engine, session_factory
 from ringrift.store.models import Artifact, Checkpoint, Game, PipelineState
 from ringrift.store.s3 import S3ArtifactStore

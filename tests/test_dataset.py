@@ -10,11 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ringrift.ai.encoding import ENCODER_VERSION, encode_state, seat_players
-from ringrift.ai.mcts import SearchConfig, UniformEvaluator, terminal_values
-from ringrift.ai.selfplay import SelfplaySettings, iter_positions, play_game
-from ringrift.ai.symmetry import symmetries, transform_actions, transform_state
-from ringrift.dataset import (
+from ringrift.ai.dataset import (
     ARRAYS,
     DatasetError,
     _action_maps,
@@ -22,6 +18,10 @@ from ringrift.dataset import (
     result_values,
     write_dataset,
 )
+from ringrift.ai.encoding import ENCODER_VERSION, encode_state, seat_players
+from ringrift.ai.mcts import SearchConfig, UniformEvaluator, terminal_values
+from ringrift.ai.selfplay import SelfplaySettings, iter_positions, play_game
+from ringrift.ai.symmetry import symmetries, transform_actions, transform_state
 from ringrift.game import GameConfig, GameRecord
 from ringrift.game.actions import legal_action_moves, legal_actions
 from tests.test_symmetry import _fallback_position, _line_position, _recovery_position

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ringrift.ddp_train import SegmentJob, TorchrunFailed, launch
+from ringrift.tasks.ddp_train import SegmentJob, TorchrunFailed, launch
 
 
 def job(config_json: str) -> SegmentJob:

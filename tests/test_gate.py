@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ringrift.gate import GateConfig, MatchScore, Threshold, decide
+from ringrift.pipeline.gate import GateConfig, MatchScore, Threshold, decide
 
 
 def test_wilson_interval_matches_known_values() -> None:

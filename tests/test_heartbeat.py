@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from ringrift.heartbeat import ALIVE, STARTED, beating, dispatched, holder, record_dispatch
-from ringrift.pipeline import CLAIM_PREFIX, group_for, reconcile, release_if_finished
-from ringrift.service import Service
-from ringrift.settings import Settings
+from ringrift.infra.service import Service
+from ringrift.infra.settings import Settings
+from ringrift.pipeline.heartbeat import ALIVE, STARTED, beating, dispatched, holder, record_dispatch
+from ringrift.pipeline.state import CLAIM_PREFIX, group_for, reconcile, release_if_finished
 from ringrift.store import (
     ArtifactRef,
     ArtifactStore,
@@ -36,7 +36,7 @@ SECONDS = 2  # heartbeat time-out in these tests
 
 _BEAT = """
 import sys, redis
-from ringrift.heartbeat import beating
+from ringrift.pipeline.heartbeat import beating
 r = redis.Redis.from_url(sys.argv[1])
 with beating(r, sys.argv[2], int(sys.argv[3]), "test-host"):
     print("beating", flush=True)

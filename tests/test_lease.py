@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from ringrift.lease import Lease, LeaseLost
-from ringrift.runs import claim, finish
+from ringrift.pipeline.lease import Lease, LeaseLost
+from ringrift.pipeline.runs import claim, finish
 from ringrift.store import migrate
 from ringrift.store.db import database_url, make_engine, session_factory
 from ringrift.store.models import Artifact, Model, PipelineState, TrainingRun

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from ringrift.localredis import LocalRedis, find_server, port_in_use
+from ringrift.infra.localredis import LocalRedis, find_server, port_in_use
 from tests.celery_harness import REPO
 from tests.loop_harness import (
     MARKER,
@@ -270,6 +270,6 @@ def test_bad_arguments(tmp_path: Path, args: list[str], expected: str) -> None:
 
 def test_the_loop_default_data_dir_is_the_service_default() -> None:
     import celeryconfig
-    from ringrift.loop import DEFAULT_DATA_DIR
+    from ringrift.cli.loop import DEFAULT_DATA_DIR
 
     assert celeryconfig.ringrift_data_dir_default == DEFAULT_DATA_DIR

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ringrift.localredis import LocalRedis
+from ringrift.infra.localredis import LocalRedis
 from tests.celery_harness import REPO, celery_env, worker
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ringrift.ai import RandomPlayer
-from ringrift.bench import bench_heuristic
+from ringrift.cli.bench import bench_heuristic
 from ringrift.game import GameConfig, GameState, apply_move_unchecked
 
 

@@ -132,8 +132,8 @@ def test_a_partial_upload_is_never_visible(store: S3ArtifactStore, raw: Any) -> 
 
 
 def _host(name: str, tmp_path: Path, db_url: str, store: S3ArtifactStore, engine: Any) -> Any:
-    from ringrift.service import Service
-    from ringrift.settings import Settings
+    from ringrift.infra.service import Service
+    from ringrift.infra.settings import Settings
     from ringrift.store import session_factory
 
     data = tmp_path / name
@@ -154,9 +154,9 @@ def test_a_checkpoint_written_on_one_host_resumes_on_another(
 ) -> None:
     import redis
 
-    from ringrift import runs
-    from ringrift.lease import Lease
-    from ringrift.run_hooks import RunHooks
+    from ringrift.pipeline import runs
+    from ringrift.pipeline.lease import Lease
+    from ringrift.pipeline.run_hooks import RunHooks
     from ringrift.store import make_engine, migrate
     from ringrift.store.models import Artifact, PipelineState, TrainingRun
     from training.checkpoint import checkpoint_path

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ringrift.stopsignals import STOP_SIGNALS, StopRequested, StopSignals, held
+from ringrift.infra.stopsignals import STOP_SIGNALS, StopRequested, StopSignals, held
 
 
 def _deliver(sig: int) -> None:

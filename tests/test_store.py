@@ -211,7 +211,7 @@ def test_a_ledger_of_first_rules_games_upgrades_and_keeps_them(db_url: str) -> N
     # are kept, marked as played and trained under the first rules, and export leaves the
     # games out while they stay in the ledger.
     from ringrift.game import RULES_VERSION
-    from ringrift.pipeline import game_count
+    from ringrift.pipeline.state import game_count
     from ringrift.tasks.export import LedgerGames
 
     migrate(db_url, "0004")
@@ -251,7 +251,7 @@ def test_a_best_model_of_other_rules_is_neither_played_nor_trained_from(
     sessions: sessionmaker[Session], trained_under: str
 ) -> None:
     from ringrift.game import RULES_VERSION
-    from ringrift.pipeline import current_best, opponents_for
+    from ringrift.pipeline.state import current_best, opponents_for
 
     with sessions() as s:
         best = _model(s, "model-square8_2p-g1")

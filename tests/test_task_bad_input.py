@@ -15,8 +15,8 @@ import pytest
 
 from ringrift.ai.encoding import ENCODER_VERSION
 from ringrift.ai.selfplay import PlayedGame
-from ringrift.pipeline import shard_name
-from ringrift.presets import TINY
+from ringrift.pipeline.presets import TINY
+from ringrift.pipeline.state import shard_name
 from ringrift.store.models import Artifact, Model, PipelineState, TrainingRun
 from tests.pipeline_fixtures import (
     Pipe,
@@ -278,7 +278,7 @@ def test_selfplay_refuses_a_mislabeled_model(pipe: Pipe, models: dict[str, str])
 
 @pytest.fixture(scope="module")
 def dataset(pipe: Pipe) -> str:
-    from ringrift.dataset import write_dataset
+    from ringrift.ai.dataset import write_dataset
 
     tmp = scratch_dir(pipe)
     games = play_shard(tmp / "games.jsonl.gz", CONFIG, [11, 12], "ds")

@@ -22,14 +22,14 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select
 
-from ringrift.pipeline import (
+from ringrift.pipeline.presets import TINY
+from ringrift.pipeline.state import (
     candidate_name,
     dataset_name,
     evaluation_name,
     run_name,
     shard_name,
 )
-from ringrift.presets import TINY
 from ringrift.store.models import (
     Artifact,
     EvaluationMatch,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ringrift.errors import ServiceError
-from ringrift.settings import Settings
+from ringrift.infra.settings import Settings
 from ringrift.tasks.train import segment_budget
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from ringrift.ai.dataset import DatasetError, load_dataset, write_dataset
 from ringrift.ai.encoding import ENCODER_VERSION
 from ringrift.ai.mcts import SearchConfig, UniformEvaluator
 from ringrift.ai.network import (
@@ -21,7 +22,6 @@ from ringrift.ai.network import (
     save_model,
 )
 from ringrift.ai.selfplay import SelfplaySettings, play_game
-from ringrift.dataset import DatasetError, load_dataset, write_dataset
 from ringrift.game import GameConfig
 from tests.training_fixtures import FAST
 from training.checkpoint import (

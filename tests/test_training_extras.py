@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from ringrift.ai.dataset import load_dataset
 from ringrift.ai.encoding import ENCODER_VERSION
 from ringrift.ai.network import PolicyValueNet, load_model, read_metadata
-from ringrift.dataset import load_dataset
 from tests.training_fixtures import FAST
 from training.checkpoint import latest_checkpoint
 from training.config import ConfigError, TrainConfig, default, tiny

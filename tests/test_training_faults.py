@@ -23,9 +23,9 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from ringrift.dataset import write_dataset
-from ringrift.lease import Lease
-from ringrift.pipeline import dataset_name, run_name, shard_name
+from ringrift.ai.dataset import write_dataset
+from ringrift.pipeline.lease import Lease
+from ringrift.pipeline.state import dataset_name, run_name, shard_name
 from ringrift.store.models import Checkpoint, Model, PipelineState, TrainingRun
 from tests.celery_harness import wait_for_worker, worker
 from tests.pipeline_fixtures import Pipe, live_pipeline, play_shard, scratch_dir

@@ -1,4 +1,6 @@
-"""The training library: network definitions, the self-play replay buffer, the training
-loop and checkpoint handling, kept free of Celery so it can be used and tested on its own.
-Filled in by the pipeline work.
+"""The training library: one dataset in, one model out (``loop.train``), with its config,
+data order, losses, optimiser and schedule, EMA, early stopping, checkpoints that survive a
+crash, and data-parallel training under torchrun. It knows nothing of Celery or the ledger: the
+service drives it through callbacks (``ringrift.pipeline.run_hooks``), and it can be used and
+tested on its own.
 """

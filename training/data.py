@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ringrift.ai.dataset import Dataset, DatasetError, cell_action_tables
 from ringrift.ai.symmetry import symmetries
-from ringrift.dataset import Dataset, DatasetError, cell_action_tables
 from ringrift.game.boards import BoardType
 
 

@@ -1,7 +1,7 @@
 """The training loop: one dataset in, one model out, resumable from its checkpoints.
 
 ``train(config, dataset_path, out_model_path, board=..., checkpoint_dir=...)`` reads a dataset
-written by ``ringrift.dataset.write_dataset`` and fits a ``PolicyValueNet`` to it. The parts
+written by ``ringrift.ai.dataset.write_dataset`` and fits a ``PolicyValueNet`` to it. The parts
 live beside this module, one job each: ``data`` (the split by game, the batch order, batches),
 ``losses``, ``optim`` and ``schedule``, ``checkpoint``, ``ema`` and ``early_stopping``,
 ``distributed`` (DDP under torchrun).
@@ -56,9 +56,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ringrift.ai.dataset import Dataset, load_dataset
 from ringrift.ai.encoding import ENCODER_VERSION
 from ringrift.ai.network import PolicyValueNet, load_model, save_model
-from ringrift.dataset import Dataset, load_dataset
 from ringrift.game.boards import BoardType
 from training.checkpoint import (
     Checkpoint,

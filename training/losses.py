@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ringrift.ai.dataset import Dataset
 from ringrift.ai.network import masked_log_softmax
-from ringrift.dataset import Dataset
 from training.data import Batch, make_batch
 
 # Samples the end-of-run evaluation looks at, per split: enough for a stable number, few

@@ -34,7 +34,7 @@ def ensure_ledger(sender: Any = None, instance: Any = None, **_: Any) -> None:
     """Bring the ledger's schema up to date before any task runs: a worker started by hand
     against a new database (or after an upgrade) needs nothing run first. Concurrent workers
     take turns (``ringrift.store.db.migrate``)."""
-    from ringrift.settings import Settings
+    from ringrift.infra.settings import Settings
     from ringrift.store import ensure_schema
 
     ensure_schema(Settings.from_env().database_url)

@@ -122,7 +122,7 @@ class TrainingRun(Base):
     eta_s: Mapped[float | None] = mapped_column(Float)
     result_model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id", use_alter=True))
     error: Mapped[str | None] = mapped_column(Text)
-    # fencing token of the lease allowed to write this run (see ringrift/lease.py)
+    # fencing token of the lease allowed to write this run (see ringrift/pipeline/lease.py)
     lease_token: Mapped[int | None] = mapped_column(BigInteger)
     # the segment a delivery must carry to train (a stale hand-off message finds it moved on)
     segment: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from ringrift.errors import ServiceError
-from ringrift.service import Service
+from ringrift.infra.service import Service
 from ringrift.store.models import Artifact, Model
 
 

@@ -16,10 +16,10 @@ from ringrift.ai.arena import MatchResult, MCTSPlayer, Player, play_match
 from ringrift.celery import app
 from ringrift.errors import ServiceError
 from ringrift.game import GameConfig
-from ringrift.heartbeat import beating
-from ringrift.pipeline import check_config, evaluation_name, match_name
-from ringrift.presets import preset
-from ringrift.service import Service, current, redis_client
+from ringrift.infra.service import Service, current, redis_client
+from ringrift.pipeline.heartbeat import beating
+from ringrift.pipeline.presets import preset
+from ringrift.pipeline.state import check_config, evaluation_name, match_name
 from ringrift.store.db import insert_ignoring_duplicates
 from ringrift.store.models import EvaluationMatch, Model
 from ringrift.tasks.common import model_evaluator

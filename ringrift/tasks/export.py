@@ -14,12 +14,18 @@ from celery.utils.log import get_task_logger
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ringrift.ai.dataset import write_dataset
 from ringrift.celery import app
-from ringrift.dataset import write_dataset
 from ringrift.game import RULES_VERSION
-from ringrift.pipeline import check_config, check_generation, dataset_name, game_count, release
-from ringrift.presets import preset
-from ringrift.service import current, redis_client
+from ringrift.infra.service import current, redis_client
+from ringrift.pipeline.presets import preset
+from ringrift.pipeline.state import (
+    check_config,
+    check_generation,
+    dataset_name,
+    game_count,
+    release,
+)
 from ringrift.store import record_artifact
 from ringrift.store.models import Artifact, Game, PipelineState
 

@@ -16,8 +16,11 @@ from celery.utils.log import get_task_logger
 from sqlalchemy import select
 
 from ringrift.celery import app
-from ringrift.heartbeat import Dispatch, record_dispatch
-from ringrift.pipeline import (
+from ringrift.infra.queues import pick
+from ringrift.infra.service import current, redis_client
+from ringrift.pipeline.heartbeat import Dispatch, record_dispatch
+from ringrift.pipeline.presets import preset
+from ringrift.pipeline.state import (
     Due,
     disable_pipeline,
     enable_pipeline,
@@ -25,9 +28,6 @@ from ringrift.pipeline import (
     pipeline_rows,
     reconcile,
 )
-from ringrift.presets import preset
-from ringrift.queues import pick
-from ringrift.service import current, redis_client
 from ringrift.store.models import PipelineState
 
 log = get_task_logger(__name__)

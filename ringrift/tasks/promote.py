@@ -9,8 +9,8 @@ from typing import Any
 from celery.utils.log import get_task_logger
 
 from ringrift.celery import app
-from ringrift.pipeline import apply_decision, check_config, check_generation, release
-from ringrift.service import current, redis_client
+from ringrift.infra.service import current, redis_client
+from ringrift.pipeline.state import apply_decision, check_config, check_generation, release
 
 log = get_task_logger(__name__)
 

@@ -1,7 +1,7 @@
 """``ringrift.selfplay.play_games``: play a batch of games with the current best model and store
 them as one shard artifact. Idempotent: the shard's name and every game's seed come from the
 arguments, so a redelivered task finds (or rewrites identically) its own shard. It beats while it
-plays (``ringrift.heartbeat``), so a worker's death has the shard sent again at once."""
+plays (``ringrift.pipeline.heartbeat``), so a worker's death has the shard sent again at once."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from ringrift.ai.selfplay import ShardHeader, write_shard
 from ringrift.celery import app
 from ringrift.errors import ServiceError
 from ringrift.game import GameConfig
-from ringrift.heartbeat import beating
-from ringrift.pipeline import check_config, check_generation, shard_name
-from ringrift.presets import Preset, preset
-from ringrift.service import Service, current, redis_client
+from ringrift.infra.service import Service, current, redis_client
+from ringrift.pipeline.heartbeat import beating
+from ringrift.pipeline.presets import Preset, preset
+from ringrift.pipeline.state import check_config, check_generation, shard_name
 from ringrift.store import ArtifactConflict, ArtifactRef, record_artifact
 from ringrift.store.models import Artifact, PipelineState
 from ringrift.tasks.common import model_evaluator

@@ -13,9 +13,9 @@ from celery.utils.nodenames import worker_direct
 
 from ringrift.celery import app
 from ringrift.errors import ServiceError
-from ringrift.pipeline import check_config, check_generation, ingest_shard
-from ringrift.queues import live_workers
-from ringrift.service import current, redis_client
+from ringrift.infra.queues import live_workers
+from ringrift.infra.service import current, redis_client
+from ringrift.pipeline.state import check_config, check_generation, ingest_shard
 from ringrift.store.models import Artifact, Model
 
 log = get_task_logger(__name__)

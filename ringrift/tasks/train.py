@@ -9,9 +9,10 @@ longer would then run twice. So one delivery trains for at most ``RINGRIFT_TRAIN
 No message is ever held longer than one segment, and a stale copy of an old segment's message
 (a redelivery, a duplicate start) finds the run's segment moved on and does nothing.
 
-Exactly one writer: each delivery takes the run's fenced lease (``ringrift.lease``); a second
-delivery while the first holds it stops at once, and every ledger write (progress, checkpoint
-records, hand-off, finish) is conditioned on the holder's token (``ringrift.runs``).
+Exactly one writer: each delivery takes the run's fenced lease (``ringrift.pipeline.lease``); a
+second delivery while the first holds it stops at once, and every ledger write (progress,
+checkpoint records, hand-off, finish) is conditioned on the holder's token
+(``ringrift.pipeline.runs``).
 
 A dead worker (kill -9, OOM, lost connection) stops renewing its lease and the stage claim it
 keeps alive; after about three lease periods the pipeline's beat tick starts the run's current
@@ -32,19 +33,19 @@ from typing import Any
 
 from celery.utils.log import get_task_logger
 
-from ringrift import runs
 from ringrift.ai.encoding import ENCODER_VERSION
 from ringrift.celery import app
-from ringrift.ddp_train import SegmentJob, SegmentResult, launch, train_segment
 from ringrift.errors import ServiceError
-from ringrift.lease import Lease, LeaseLost
-from ringrift.pipeline import candidate_name, load_state, release
-from ringrift.presets import Preset, preset
-from ringrift.run_hooks import RunHooks
-from ringrift.service import Service, current, redis_client
+from ringrift.infra.service import Service, current, redis_client
+from ringrift.pipeline import runs
+from ringrift.pipeline.lease import Lease, LeaseLost
+from ringrift.pipeline.presets import Preset, preset
+from ringrift.pipeline.run_hooks import RunHooks
+from ringrift.pipeline.state import candidate_name, load_state, release
 from ringrift.store import record_artifact
 from ringrift.store.models import Artifact, Model, TrainingRun
 from ringrift.tasks.common import model_file
+from ringrift.tasks.ddp_train import SegmentJob, SegmentResult, launch, train_segment
 from training.config import ConfigError, TrainConfig
 from workers import runtime
 

@@ -9,11 +9,11 @@ Training runs in segments of ``RINGRIFT_TRAIN_SEGMENT_SECONDS`` (default 1800) u
 ``RINGRIFT_TRAIN_LEASE_SECONDS`` (default 120) that the worker renews as it goes; a worker that
 dies lets the lease lapse, and the run is taken up again after about three lease periods.
 ``RINGRIFT_TRAIN_RANKS`` (default 1) above 1 trains each segment with DDP on that many
-processes under torchrun: the worker's GPU and the ones after it (``ringrift.ddp_train``).
+processes under torchrun: the worker's GPU and the ones after it (``ringrift.tasks.ddp_train``).
 
 A selfplay or evaluation task keeps a heartbeat in Redis while it works; one silent for
 ``RINGRIFT_TASK_HEARTBEAT_SECONDS`` (default 60) lost its worker and is sent again at once
-(``ringrift.heartbeat``).
+(``ringrift.pipeline.heartbeat``).
 """
 
 from __future__ import annotations

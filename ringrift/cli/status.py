@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from ringrift.pipeline import evaluation_name, game_count, run_name
-from ringrift.service import Service
+from ringrift.infra.service import Service
+from ringrift.pipeline.state import evaluation_name, game_count, run_name
 from ringrift.store.models import EvaluationMatch, Model, PipelineState, TrainingRun
 
 
@@ -80,13 +80,13 @@ def config_status(svc: Service, config: str) -> dict[str, Any]:
 
 
 def queue_depths(app: Any, queues: list[str]) -> dict[str, int]:
-    from ringrift.queues import backlog
+    from ringrift.infra.queues import backlog
 
     return {q: backlog(app, q) for q in queues}
 
 
 def all_status(svc: Service, app: Any) -> dict[str, Any]:
-    from ringrift.queues import consumed_queues
+    from ringrift.infra.queues import consumed_queues
 
     with svc.session() as s:
         configs = list(s.scalars(select(PipelineState.config).order_by(PipelineState.config)))

@@ -16,7 +16,7 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ringrift.settings import Settings
+from ringrift.infra.settings import Settings
 from ringrift.store import ArtifactStore, LocalCache, Store
 from ringrift.store.db import make_engine, session_factory
 

@@ -1,9 +1,9 @@
 """The training loop's callbacks for one segment of a ledger run, under its fenced lease.
 
-Shared by the training task (one process) and the torchrun entry point (``ringrift.ddp_train``,
-rank 0 of several): both must renew the lease, keep the stage claim alive, write progress and
-checkpoint records only under their own token, trust only recorded checkpoints, and see a
-cancel request.
+Shared by the training task (one process) and the torchrun entry point
+(``ringrift.tasks.ddp_train``, rank 0 of several): both must renew the lease, keep the stage claim
+alive, write progress and checkpoint records only under their own token, trust only recorded
+checkpoints, and see a cancel request.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ringrift import runs
-from ringrift.lease import Lease
-from ringrift.pipeline import hold
-from ringrift.service import Service, redis_client
+from ringrift.infra.service import Service, redis_client
+from ringrift.pipeline import runs
+from ringrift.pipeline.lease import Lease
+from ringrift.pipeline.state import hold
 from ringrift.store import ArtifactStore, LocalCache
 from training.checkpoint import CHECKPOINT_NAME, checkpoint_path
 

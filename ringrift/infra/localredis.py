@@ -21,7 +21,7 @@ from pathlib import Path
 import redis
 
 from ringrift.errors import StartupError
-from ringrift.stopsignals import held
+from ringrift.infra.stopsignals import held
 
 # How often a server that lost a race for the free port it was given is started again.
 _PORT_ATTEMPTS = 3

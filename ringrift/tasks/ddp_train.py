@@ -2,7 +2,7 @@
 
 A worker started with ``RINGRIFT_TRAIN_RANKS=N`` (N > 1) trains each segment in N processes:
 the training task writes the segment's job to a JSON file and runs
-``python -m torch.distributed.run --standalone --nproc-per-node N -m ringrift.ddp_train JOB``,
+``python -m torch.distributed.run --standalone --nproc-per-node N -m ringrift.tasks.ddp_train JOB``,
 then waits, renewing the run's lease meanwhile. Rank 0 of the group renews it too (with the
 task's token) and writes the ledger through the same ``RunHooks`` as a one-process segment,
 so leases, checkpoint records, cancel and hand-off work the same; the task reads rank 0's
@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ringrift.lease import LeaseLost
-from ringrift.loop import stop_process_group
+from ringrift.infra.processes import stop_process_group
+from ringrift.pipeline.lease import LeaseLost
 
 if TYPE_CHECKING:
     from training.config import TrainConfig
@@ -114,7 +114,7 @@ def launch(job: SegmentJob, ranks: int, work: Path, keepalive: Callable[[], None
         "--standalone",
         f"--nproc-per-node={ranks}",
         "-m",
-        "ringrift.ddp_train",
+        "ringrift.tasks.ddp_train",
         str(path),
     ]
     out_path, err_path = work / "ddp.out", work / "ddp.err"
@@ -185,10 +185,10 @@ def _publisher(task_id: str | None) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The program torchrun starts on every rank (``python -m ringrift.ddp_train JOB``)."""
-    from ringrift.lease import Lease
-    from ringrift.run_hooks import RunHooks
-    from ringrift.service import current, redis_client
+    """The program torchrun starts on every rank (``python -m ringrift.tasks.ddp_train JOB``)."""
+    from ringrift.infra.service import current, redis_client
+    from ringrift.pipeline.lease import Lease
+    from ringrift.pipeline.run_hooks import RunHooks
     from training.config import TrainConfig
     from training.distributed import from_env, shutdown
 

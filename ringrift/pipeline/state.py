@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session
 from ringrift.ai.selfplay import read_shard
 from ringrift.errors import ServiceError
 from ringrift.game import RULES_VERSION, GameConfig
-from ringrift.gate import GateDecision, MatchScore, decide
-from ringrift.heartbeat import (
+from ringrift.infra.service import Service
+from ringrift.pipeline.gate import GateDecision, MatchScore, decide
+from ringrift.pipeline.heartbeat import (
     Dispatch,
     Member,
     dispatched,
@@ -36,8 +37,7 @@ from ringrift.heartbeat import (
     record_dispatch,
     take_over,
 )
-from ringrift.presets import Preset, preset
-from ringrift.service import Service
+from ringrift.pipeline.presets import Preset, preset
 from ringrift.store import ingest_games
 from ringrift.store.db import insert_ignoring_duplicates
 from ringrift.store.models import Artifact, EvaluationMatch, Game, Model, PipelineState, TrainingRun

@@ -14,7 +14,7 @@ from ringrift.ai.batched import BatchedSettings
 from ringrift.ai.gumbel import GumbelConfig
 from ringrift.ai.mcts import SearchConfig
 from ringrift.errors import ServiceError
-from ringrift.gate import GateConfig, Threshold
+from ringrift.pipeline.gate import GateConfig, Threshold
 
 if TYPE_CHECKING:
     from training.config import TrainConfig

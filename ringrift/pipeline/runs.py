@@ -1,7 +1,7 @@
 """A training run's ledger rows, and who may write them.
 
 Every write a training task makes is conditioned on the run's ``lease_token`` being the
-writer's own (``ringrift.lease``): a worker whose lease lapsed (it stalled, or lost its
+writer's own (``ringrift.pipeline.lease``): a worker whose lease lapsed (it stalled, or lost its
 connection) and was replaced finds its ``UPDATE`` matching no row and stops, whatever it
 believes. People act on a run through ``request_cancel`` and ``resume``, which the running task
 sees at its next progress report.
@@ -16,7 +16,7 @@ from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from ringrift.errors import ServiceError
-from ringrift.lease import LeaseLost
+from ringrift.pipeline.lease import LeaseLost
 from ringrift.store.artifacts import sha256_file
 from ringrift.store.models import Checkpoint, TrainingRun, utcnow
 from training.checkpoint import CheckpointError

@@ -138,11 +138,11 @@ def bench_train(
     import numpy as np
     import torch
 
+    from ringrift.ai.dataset import load_dataset, write_dataset
     from ringrift.ai.encoding import ENCODER_VERSION
     from ringrift.ai.mcts import SearchConfig, UniformEvaluator
     from ringrift.ai.network import PolicyValueNet
     from ringrift.ai.selfplay import SelfplaySettings, play_game
-    from ringrift.dataset import load_dataset, write_dataset
     from training.config import TrainConfig
     from training.data import make_batch
     from training.loop import train

@@ -1,6 +1,6 @@
 """``ringrift loop``: the whole training loop on one machine, from one command.
 
-Without ``RINGRIFT_BROKER_URL`` it starts a private Redis (``ringrift.localredis``: a
+Without ``RINGRIFT_BROKER_URL`` it starts a private Redis (``ringrift.infra.localredis``: a
 ``redis-server`` on PATH, else the embedded one); it always starts its own worker processes
 (``gpu0`` and ``cpu`` queues) and beat as children, points the configuration's pipeline at
 ``--generations`` more iterations, shows progress from the ledger, and prints a summary.
@@ -25,29 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ringrift.localredis import LocalRedis
-from ringrift.preflight import check_broker, check_database, writable_data_dir
-from ringrift.stopsignals import StopRequested, StopSignals, held
+from ringrift.infra.localredis import LocalRedis
+from ringrift.infra.preflight import check_broker, check_database, writable_data_dir
+from ringrift.infra.processes import stop_process_group
+from ringrift.infra.stopsignals import StopRequested, StopSignals, held
 
 # How long workers get for a warm shutdown (finishing their current task) before SIGKILL.
 STOP_GRACE_S = 30.0
 
 # celeryconfig.ringrift_data_dir_default, without importing celeryconfig (see run_loop).
 DEFAULT_DATA_DIR = "~/.ringrift"
-
-
-def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    """Stop a process started in its own session and everything in its group (a worker's pool
-    children too): a warm shutdown first, then SIGKILL."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    with contextlib.suppress(ProcessLookupError):  # pool children may outlive the parent
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 @dataclass
@@ -97,7 +84,7 @@ def _summary(config: str, first: int, last: int) -> dict[str, Any]:
     import numpy as np
     from sqlalchemy import func, select
 
-    from ringrift.service import current
+    from ringrift.infra.service import current
     from ringrift.store.models import (
         Artifact,
         EvaluationMatch,
@@ -159,8 +146,8 @@ def _summary(config: str, first: int, last: int) -> dict[str, Any]:
 def _enable_pipeline(config: str, preset_name: str, generations: int) -> int:
     """Point the configuration's pipeline at ``generations`` more iterations; returns the
     generation it starts from."""
-    from ringrift.pipeline import enable_pipeline
-    from ringrift.service import current
+    from ringrift.infra.service import current
+    from ringrift.pipeline.state import enable_pipeline
 
     with current().session() as s:
         st = enable_pipeline(s, config, preset_name, generations)
@@ -204,8 +191,8 @@ def run_loop(
     timeout: float | None,
     broker_port: int | None = None,
 ) -> int:
-    from ringrift.pipeline import check_config
-    from ringrift.presets import preset
+    from ringrift.pipeline.presets import preset
+    from ringrift.pipeline.state import check_config
     from ringrift.store.db import database_url
 
     check_config(config)
@@ -296,8 +283,8 @@ def _watch(
     timeout: float | None,
     out: IO[str],
 ) -> int:
-    from ringrift.service import current
-    from ringrift.status import config_status
+    from ringrift.cli.status import config_status
+    from ringrift.infra.service import current
 
     last = ""
     while True:

@@ -12,7 +12,7 @@ from ringrift.errors import StartupError
 
 
 def _bench_engine(args: argparse.Namespace) -> int:
-    from ringrift.bench import bench_engine
+    from ringrift.cli.bench import bench_engine
 
     result = bench_engine(args.config, args.seconds, args.seed)
     d = result.to_dict()
@@ -29,7 +29,7 @@ def _bench_engine(args: argparse.Namespace) -> int:
 
 
 def _bench_heuristic(args: argparse.Namespace) -> int:
-    from ringrift.bench import bench_heuristic
+    from ringrift.cli.bench import bench_heuristic
 
     res = bench_heuristic(args.config, args.games, args.seed)
     d = res.to_dict()
@@ -45,7 +45,7 @@ def _bench_heuristic(args: argparse.Namespace) -> int:
 def _bench_train(args: argparse.Namespace) -> int:
     import torch
 
-    from ringrift.bench import bench_train
+    from ringrift.cli.bench import bench_train
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -64,7 +64,7 @@ def _bench_train(args: argparse.Namespace) -> int:
 def _bench_selfplay(args: argparse.Namespace) -> int:
     import torch
 
-    from ringrift.bench_selfplay import bench_selfplay, default_threads
+    from ringrift.cli.bench_selfplay import bench_selfplay, default_threads
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.set_num_threads(args.threads or default_threads(device))
@@ -102,7 +102,7 @@ def _rules_check(args: argparse.Namespace) -> int:
 
 
 def _loop(args: argparse.Namespace) -> int:
-    from ringrift.loop import run_loop
+    from ringrift.cli.loop import run_loop
 
     return run_loop(
         args.config,
@@ -117,8 +117,8 @@ def _loop(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from ringrift.celery import app
-    from ringrift.service import current
-    from ringrift.status import all_status
+    from ringrift.cli.status import all_status
+    from ringrift.infra.service import current
 
     report = all_status(current(), app)
     if args.json:
@@ -157,8 +157,8 @@ def _status(args: argparse.Namespace) -> int:
 
 def _pipeline(args: argparse.Namespace) -> int:
     """Start, stop or list pipelines in the ledger; the beat's next tick acts on it."""
-    from ringrift.pipeline import disable_pipeline, enable_pipeline, pipeline_rows
-    from ringrift.service import current
+    from ringrift.infra.service import current
+    from ringrift.pipeline.state import disable_pipeline, enable_pipeline, pipeline_rows
     from ringrift.store import ensure_schema
 
     svc = current()
@@ -187,8 +187,8 @@ def _pipeline(args: argparse.Namespace) -> int:
 
 
 def _train_cancel(args: argparse.Namespace) -> int:
-    from ringrift import runs
-    from ringrift.service import current
+    from ringrift.infra.service import current
+    from ringrift.pipeline import runs
 
     with current().session() as s:
         run = runs.request_cancel(s, args.run_id)
@@ -200,8 +200,8 @@ def _train_cancel(args: argparse.Namespace) -> int:
 
 
 def _train_resume(args: argparse.Namespace) -> int:
-    from ringrift import runs
-    from ringrift.service import current
+    from ringrift.infra.service import current
+    from ringrift.pipeline import runs
 
     with current().session() as s:
         run = runs.resume(s, args.run_id)
@@ -218,7 +218,7 @@ def _duration(seconds: float) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ringrift.demo import run_demo
+    from ringrift.cli.demo import run_demo
 
     return run_demo(args)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ringrift.ai import HeuristicPlayer, RandomPlayer
-from ringrift.bench import bench_engine
+from ringrift.cli.bench import bench_engine
 from ringrift.game import GameConfig, GameState, apply_move_unchecked
 
 
