@@ -42,6 +42,22 @@ def test_unknown_config_is_a_clear_error() -> None:
     assert "unknown configuration 'square9_2p'" in out.stderr
 
 
+def test_bad_arguments_are_one_error_line_and_status_2() -> None:
+    for args, message in (
+        (("bench", "engine", "--seconds", "soon"), "'soon' is not a valid float"),
+        (("bench", "nope"), "No such command 'nope'"),
+        ((), "Missing command"),
+        (("rules", "check"), "Missing argument"),
+    ):
+        out = _run(*args)
+        assert out.returncode == 2, (args, out.stderr)
+        last = out.stderr.strip().splitlines()[-1]
+        assert last.startswith("ringrift: error: ") and message in last, (args, out.stderr)
+        assert "Traceback" not in out.stderr and out.stdout == ""
+    helped = _run("bench", "engine", "-h")
+    assert helped.returncode == 0 and "--seconds" in helped.stdout
+
+
 def test_bench_train_json_last_line() -> None:
     out = _run(
         "bench",

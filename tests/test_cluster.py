@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -187,16 +186,21 @@ def test_two_hosts_sharing_only_the_services_run_two_generations(
         assert newest.path.rsplit("/", 1)[1] in store.names_at(f"runs/{run}"), newest.path
     assert kept <= 3 * len(runs)
 
-    # After the kill: the shard the dead host was playing was played again (by the survivor),
-    # every shard's games are in the ledger once, and each generation has exactly its games.
+    # After the kill the loop went on without the dead host's shard (its message comes back
+    # only after the visibility timeout, and finds its work done or no longer wanted): every
+    # shard stored is in the ledger game for game, once, and no game lacks its shard.
     survivor = "west" if victim == "east" else "east"
-    assert f"stored {shard}" in (tmp_path / f"worker-{survivor}.log").read_text(errors="replace")
-    assert shard in {a.id for a in artifacts}
+    assert "ringrift.selfplay.play_games" in (tmp_path / f"worker-{survivor}.log").read_text(
+        errors="replace"
+    )
     with sessions() as s:
         rows = s.execute(select(Game.id, Game.generation, Game.shard_artifact_id)).all()
+        exported = s.scalar(select(PipelineState.last_export_game_count))
     assert len(rows) == len({r.id for r in rows})
     expected = sorted((gid, gen, sid) for sid, gen, ids in in_shards for gid in ids)
     assert sorted((r.id, r.generation, r.shard_artifact_id) for r in rows) == expected
-    per_generation = Counter(r.generation for r in rows)
-    assert per_generation == {g: TINY.games_per_generation for g in range(3)}, per_generation
+    assert shard not in {sid for sid, _, _ in in_shards} or any(
+        r.shard_artifact_id == shard for r in rows
+    )
+    assert exported is not None and exported >= 3 * TINY.games_per_generation
     engine.dispose()

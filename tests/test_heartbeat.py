@@ -28,7 +28,7 @@ from ringrift.store import (
     record_artifact,
     session_factory,
 )
-from ringrift.store.models import PipelineState
+from ringrift.store.models import EvaluationMatch, Model, PipelineState, TrainingRun
 from tests.celery_harness import REPO
 
 CONFIG = "square8_2p"
@@ -101,16 +101,53 @@ def test_a_heartbeat_outlives_its_time_out_while_the_work_goes_on_and_clears_whe
     assert not r.exists(ALIVE + "member-b") and not r.exists(STARTED + "member-b")
 
 
-def test_the_reconciler_sends_again_only_the_member_whose_worker_was_killed(
-    r: redis.Redis, svc: Service
-) -> None:
+def _evaluating(svc: Service) -> str:
+    """Ledger rows of a configuration whose candidate is trained and due for evaluation."""
+    candidate = f"model-{CONFIG}-g1"
     with svc.session() as s:
         s.add(PipelineState(config=CONFIG, preset="tiny", enabled=True, target_generations=1))
+        for kind, name in (("dataset", f"dataset-{CONFIG}-g0"), ("model", candidate)):
+            ref = ArtifactRef(name, kind, f"{kind}/{name}", "0" * 64, 1)
+            record_artifact(s, ref, CONFIG)
+        s.add(
+            TrainingRun(
+                id=f"run-{CONFIG}-g0",
+                config=CONFIG,
+                generation=0,
+                dataset_artifact_id=f"dataset-{CONFIG}-g0",
+                status="done",
+                total_steps=1,
+            )
+        )
+        s.flush()
+        s.add(
+            Model(
+                id=candidate,
+                config=CONFIG,
+                generation=1,
+                architecture="b4c64",
+                encoder_version=1,
+                artifact_id=candidate,
+                training_run_id=f"run-{CONFIG}-g0",
+            )
+        )
+        s.flush()
+        run = s.get(TrainingRun, f"run-{CONFIG}-g0")
+        assert run is not None
+        run.result_model_id = candidate
+    return candidate
+
+
+def test_the_reconciler_sends_again_only_the_match_whose_worker_was_killed(
+    r: redis.Redis, svc: Service
+) -> None:
+    candidate = _evaluating(svc)
     [due] = reconcile(svc, r, CONFIG)
-    assert due.stage == "selfplay" and due.detail["tasks"] == 2
+    assert due.stage == "evaluate" and due.detail["opponents"] == ["random", "heuristic"]
     group = group_for(due)
     record_dispatch(r, due.key, group, 600)  # as tasks.pipeline.start does before sending
     dead, alive = (m.id for m in group.members)
+    assert (dead, alive) == (f"eval-{candidate}/random", f"eval-{candidate}/heuristic")
 
     killed = _beat(_url(r), dead)
     working = _beat(_url(r), alive)
@@ -134,9 +171,22 @@ def test_the_reconciler_sends_again_only_the_member_whose_worker_was_killed(
     time.sleep(SECONDS + 0.5)
     assert reconcile(svc, r, CONFIG) == []
 
-    # Both shards stored: the stage is free for whatever comes next.
+    # Both matches recorded: the stage is free, and the decision is what is due next.
     with svc.session() as s:
-        for m in group.members:
-            record_artifact(s, ArtifactRef(m.id, "shard", f"shard/{m.id}", "0" * 64, 1), CONFIG)
+        for opponent in ("random", "heuristic"):
+            s.add(
+                EvaluationMatch(
+                    evaluation_id=f"eval-{candidate}",
+                    config=CONFIG,
+                    candidate_id=candidate,
+                    opponent=opponent,
+                    games=2,
+                    wins=2,
+                    losses=0,
+                    draws=0,
+                )
+            )
     release_if_finished(svc, r, due.key)
     assert not r.exists(CLAIM_PREFIX + due.key) and dispatched(r, due.key) is None
+    [decide] = reconcile(svc, r, CONFIG)
+    assert decide.stage == "decide" and decide.detail == {"candidate_id": candidate}

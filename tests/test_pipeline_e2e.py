@@ -118,9 +118,11 @@ def test_readme_main_command_end_to_end_without_redis_server(tmp_path: Path) -> 
             assert ids == {g["id"] for g in games}
         assert s.scalar(select(func.count()).select_from(Game)) == in_shards == summary["games"]
 
-        # every stage ran exactly once per generation
+        # selfplay never waited: at least two generations' games (4 shards of 4), some
+        # played while a generation trained; every other stage ran exactly once per generation
+        assert len(shards) >= 4 and in_shards >= 16
+        assert len([a for a in shards if a.id.startswith(f"shard-{CONFIG}-g0-")]) >= 2
         for k in (0, 1):
-            assert len([a for a in shards if a.id.startswith(f"shard-{CONFIG}-g{k}-")]) == 2
             assert s.get(Artifact, f"dataset-{CONFIG}-g{k}") is not None
             run = s.get(TrainingRun, f"run-{CONFIG}-g{k}")
             assert run is not None and run.status == "done"
@@ -139,9 +141,9 @@ def test_readme_main_command_end_to_end_without_redis_server(tmp_path: Path) -> 
         )
 
     done = _succeeded(data / "logs")
-    assert done["ringrift.selfplay.play_games"] == 4  # 2 tasks x 2 generations
+    assert done["ringrift.selfplay.play_games"] >= 4  # each chained to its own collect
+    assert done["ringrift.sync.collect"] >= 4
     for name in (
-        "ringrift.sync.collect",
         "ringrift.export.build_dataset",
         "ringrift.train.train_model",
         "ringrift.promote.promote_model",
@@ -230,10 +232,9 @@ def test_beat_reconciler_recovers_a_lost_chord_callback(
             time.sleep(1.0)
     assert generation == 1, "the reconciler did not carry the pipeline through the iteration"
     with sessions() as s:
-        assert s.scalar(select(func.count()).select_from(Game)) == 8  # collected exactly once
-        shards = s.scalar(
-            select(func.count()).select_from(Artifact).where(Artifact.kind == "shard")
-        )
-        assert shards == 2, "no second selfplay batch was started"
+        for i in range(2):  # the lost chord's shards, each collected exactly once
+            per_shard = select(func.count()).select_from(Game)
+            per_shard = per_shard.where(Game.shard_artifact_id == f"shard-{CONFIG}-g0-lost-{i:02d}")
+            assert s.scalar(per_shard) == 4
         assert s.get(Artifact, f"dataset-{CONFIG}-g0") is not None
         assert s.get(Model, f"model-{CONFIG}-g1") is not None

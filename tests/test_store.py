@@ -53,10 +53,11 @@ TABLES = {
     "models",
     "pipeline_state",
     "ratings",
+    "schedule_changes",
     "training_runs",
 }
 CONFIG = "square8_2p"
-HEAD = "0005"  # the newest migration
+HEAD = "0006"  # the newest migration
 
 
 # --- databases --------------------------------------------------------------------------------

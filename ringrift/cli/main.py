@@ -2,19 +2,83 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import click
 
 from ringrift.errors import StartupError
 
+_CONTEXT = {"help_option_names": ["-h", "--help"]}
+_JSON_HELP = "last line: one JSON object"
 
-def _bench_engine(args: argparse.Namespace) -> int:
+
+class _Group(click.Group):
+    """Subcommands listed in the order they are defined; a missing one is a usage error."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("no_args_is_help", False)
+        super().__init__(*args, **kwargs)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+class _Main(_Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # `ringrift status | head`: the reader has what it wanted
+            return 0
+
+
+@click.group(cls=_Main, help=__doc__, context_settings=_CONTEXT)
+def cli() -> None:
+    pass
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+
+@cli.group(cls=_Group, help="rules engine tools")
+def rules() -> None:
+    pass
+
+
+@rules.command(
+    "check",
+    help="replay reference fixtures and compare; PATHS: fixture files or folders",
+    short_help="replay reference fixtures and compare",
+)
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--skip-file", default=None, help="skip list (default: the packaged one)")
+@click.option("-v", "--verbose", is_flag=True, help="print passing cases too")
+def rules_check(paths: tuple[str, ...], skip_file: str | None, verbose: bool) -> int:
+    from ringrift.cli.progress import rules_check as check
+
+    return check(list(paths), skip_file=skip_file, verbose=verbose)
+
+
+# --- bench ------------------------------------------------------------------------------------
+
+
+@cli.group(cls=_Group, help="benchmarks")
+def bench() -> None:
+    pass
+
+
+@bench.command("engine", help="random-play engine speed")
+@click.option("--config", default="square8_2p")
+@click.option("--seconds", type=float, default=30.0)
+@click.option("--seed", type=int, default=1)
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+def bench_engine(config: str, seconds: float, seed: int, as_json: bool) -> int:
     from ringrift.cli.bench import bench_engine
 
-    result = bench_engine(args.config, args.seconds, args.seed)
+    result = bench_engine(config, seconds, seed)
     d = result.to_dict()
     print(f"config        {d['config']}  (seed {d['seed']}, {d['seconds']} s, one core)")
     print(f"moves/s       {d['moves_per_s']}")
@@ -23,62 +87,111 @@ def _bench_engine(args: argparse.Namespace) -> int:
     print(f"games         {d['games']}  ({d['moves']} moves applied)")
     vt = ", ".join(f"{k}={v}" for k, v in sorted(result.victory_types.items())) or "none"
     print(f"victory types {vt}")
-    if args.json:
+    if as_json:
         print(json.dumps(d))
     return 0
 
 
-def _bench_heuristic(args: argparse.Namespace) -> int:
+@bench.command("heuristic", help="heuristic player against random players")
+@click.option("--config", default="square8_2p")
+@click.option("--games", type=int, default=200)
+@click.option("--seed", type=int, default=1)
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+def bench_heuristic(config: str, games: int, seed: int, as_json: bool) -> int:
     from ringrift.cli.bench import bench_heuristic
 
-    res = bench_heuristic(args.config, args.games, args.seed)
+    res = bench_heuristic(config, games, seed)
     d = res.to_dict()
     print(
         f"{d['config']}: heuristic won {res.wins} of {res.games} games against random "
         f"({100 * res.win_rate:.1f}%), lost {res.losses}, drew {res.draws}; {d['seconds']} s"
     )
-    if args.json:
+    if as_json:
         print(json.dumps(d))
     return 0
 
 
-def _bench_train(args: argparse.Namespace) -> int:
+@bench.command("train", help="training speed: the library against a bare loop")
+@click.option("--config", default="square8_2p")
+@click.option("--model", default="b6c64", help="architecture, e.g. b6c64")
+@click.option("--steps", type=int, default=200)
+@click.option("--batch-size", type=int, default=128)
+@click.option("--seed", type=int, default=1)
+@click.option("--device", default=None, help="default: cuda when present, else cpu")
+@click.option("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+def bench_train(
+    config: str,
+    model: str,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    device: str | None,
+    threads: int,
+    as_json: bool,
+) -> int:
     import torch
 
     from ringrift.cli.bench import bench_train
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    d = bench_train(args.config, args.model, args.steps, args.batch_size, args.seed, device)
+    if threads:
+        torch.set_num_threads(threads)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    d = bench_train(config, model, steps, batch_size, seed, device)
     print(
         f"{d['config']} {d['model']} on {d['device']} ({d['threads']} threads), batch "
         f"{d['batch_size']}, {d['steps']} steps: library {d['samples_per_s']} samples/s, bare "
         f"PyTorch loop {d['bare_samples_per_s']} samples/s ({100 * float(d['ratio']):.0f}%)"  # type: ignore[arg-type]
     )
-    if args.json:
+    if as_json:
         print(json.dumps(d))
     return 0
 
 
-def _bench_selfplay(args: argparse.Namespace) -> int:
+@bench.command("selfplay", help="batched Gumbel selfplay against the bare network")
+@click.option("--config", default="square8_2p")
+@click.option("--model", default="b6c64", help="network shape (fresh weights)")
+@click.option("--model-path", default=None, help="a saved model of that shape instead")
+@click.option("--sims", type=int, default=64)
+@click.option("--games", type=int, default=64, help="games played at once")
+@click.option("--max-moves", type=int, default=None, help="stop games early")
+@click.option("--seed", type=int, default=1)
+@click.option("--device", default=None)
+@click.option("--threads", type=int, default=None, help="torch threads")
+@click.option("--procs", type=int, default=1, help="processes, each playing --games")
+@click.option("--no-overlap", is_flag=True, help="network and search take turns in one thread")
+@click.option("--json", "as_json", is_flag=True)
+def bench_selfplay(
+    config: str,
+    model: str,
+    model_path: str | None,
+    sims: int,
+    games: int,
+    max_moves: int | None,
+    seed: int,
+    device: str | None,
+    threads: int | None,
+    procs: int,
+    no_overlap: bool,
+    as_json: bool,
+) -> int:
     import torch
 
     from ringrift.cli.bench_selfplay import bench_selfplay, default_threads
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    torch.set_num_threads(args.threads or default_threads(device))
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.set_num_threads(threads or default_threads(device))
     d = bench_selfplay(
-        args.config,
-        args.model,
-        args.sims,
-        args.games,
-        args.seed,
+        config,
+        model,
+        sims,
+        games,
+        seed,
         device,
-        args.model_path,
-        args.max_moves,
-        procs=args.procs,
-        overlap=not args.no_overlap,
+        model_path,
+        max_moves,
+        procs=procs,
+        overlap=not no_overlap,
     )
     share = d["share"]
     print(
@@ -90,72 +203,120 @@ def _bench_selfplay(args: argparse.Namespace) -> int:
         f"{d['bare_evals_per_s']}/s, ratio {d['ratio']}; time: network {share['network']:.0%}, "
         f"engine {share['engine']:.0%}, search {share['search']:.0%}"
     )
-    if args.json:
+    if as_json:
         print(json.dumps(d))
     return 0
 
 
-def _rules_check(args: argparse.Namespace) -> int:
-    from ringrift.game.checker import run_check
-
-    return run_check(args.paths, skip_file=args.skip_file, verbose=args.verbose)
+# --- loop, status, watch ----------------------------------------------------------------------
 
 
-def _loop(args: argparse.Namespace) -> int:
+@cli.command("loop", help="run the training loop on this machine")
+@click.option("--config", default="square8_2p")
+@click.option("--generations", type=int, default=2)
+@click.option("--preset", default="tiny", help="tiny (CPU minutes) or default (GPU)")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="default: $RINGRIFT_DATA_DIR",
+)
+@click.option("--timeout", type=float, default=None, help="give up after this many s")
+@click.option("--json", "as_json", is_flag=True, help="last line: one JSON summary")
+@click.option(
+    "--broker-port",
+    type=int,
+    default=None,
+    help="port of the loop's own Redis on 127.0.0.1 (default: a free one), so that Flower or "
+    "ringrift status can reach it",
+)
+def loop(
+    config: str,
+    generations: int,
+    preset: str,
+    data_dir: Path | None,
+    timeout: float | None,
+    as_json: bool,
+    broker_port: int | None,
+) -> int:
     from ringrift.cli.loop import run_loop
 
     return run_loop(
-        args.config,
-        args.generations,
-        args.preset,
-        data_dir=args.data_dir,
-        as_json=args.json,
-        timeout=args.timeout,
-        broker_port=args.broker_port,
+        config,
+        generations,
+        preset,
+        data_dir=data_dir,
+        as_json=as_json,
+        timeout=timeout,
+        broker_port=broker_port,
     )
 
 
-def _status(args: argparse.Namespace) -> int:
+def _report() -> dict[str, Any]:
     from ringrift.celery import app
     from ringrift.cli.status import all_status
     from ringrift.infra.service import current
 
-    report = all_status(current(), app)
-    if args.json:
+    return all_status(current(), app)
+
+
+@cli.command("status", help="where each configuration's loop stands")
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+def status(as_json: bool) -> int:
+    report = _report()
+    if as_json:
         print(json.dumps(report))
         return 0
-    for c in report["configs"]:
-        best = c["best_model"] or "none"
-        print(
-            f"{c['config']}: generation {c['generation']}"
-            f"{'/' + str(c['target_generations']) if c.get('target_generations') else ''}"
-            f" ({c['stage']}), games {c['games_total']} ({c['games_new']} new since the last "
-            f"export), best model {best}"
-        )
-        for host, held in (c.get("host_caches") or {}).items():
-            mark = "" if held["model_id"] == c["best_model"] else " (not the best)"
-            print(f"    cache on {host}: {held['model_id']}{mark}")
-        ev = c.get("best_evaluation")
-        if ev:
-            for opp, m in ev["matches"].items():
-                print(f"    vs {opp}: {m['wins']}-{m['losses']}-{m['draws']} of {m['games']}")
-        if c.get("training"):
-            t = c["training"]
-            loss = "" if t["loss"] is None else f", loss {t['loss']:.4f}"
-            rate = "" if not t.get("samples_per_s") else f", {t['samples_per_s']:.0f} samples/s"
-            eta = "" if t.get("eta_s") is None else f", ETA {_duration(t['eta_s'])}"
-            cancel = ", cancel requested" if t.get("cancel_requested") else ""
-            print(
-                f"    training {t['run']}: {t['status']} step {t['step']}/{t['total_steps']}"
-                f"{loss}{rate}{eta} (segment {t.get('segment', 0)}){cancel}"
-            )
-            if t.get("error"):
-                print(f"    error: {t['error']}")
-    print("queues: " + ", ".join(f"{q} {n}" for q, n in report["queues"].items()))
+    from ringrift.cli.view import render_status, stdout_console
+
+    stdout_console().print(render_status(report))
     return 0
 
 
-def _pipeline(args: argparse.Namespace) -> int:
+@cli.command(
+    "watch",
+    help="the status table, refreshed every --interval seconds until Ctrl-C",
+    short_help="the status table, refreshed until Ctrl-C",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3.0,
+    help="seconds between refreshes (default 3)",
+)
+@click.option("--once", is_flag=True, help="render one frame and exit")
+def watch(interval: float, once: bool) -> int:
+    from ringrift.cli.view import watch_status
+
+    return watch_status(_report, interval, once=once)
+
+
+@cli.command("schedule", help="each configuration's selfplay priority, share and target")
+@click.option(
+    "--explain", is_flag=True, help="why: the parts of each priority and the last recorded change"
+)
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+def schedule(explain: bool, as_json: bool) -> int:
+    from ringrift.cli.view import schedule_table, stdout_console
+    from ringrift.pipeline.scheduler import explain_schedule
+
+    rows = explain_schedule()
+    if as_json:
+        print(json.dumps(rows))
+        return 0
+    stdout_console().print(schedule_table(rows, explain=explain))
+    return 0
+
+
+# --- pipeline ---------------------------------------------------------------------------------
+
+
+@cli.group(cls=_Group, help="start, stop or list configuration loops")
+def pipeline() -> None:
+    pass
+
+
+def _pipeline(action: str, config: str, as_json: bool, **start: Any) -> int:
     """Start, stop or list pipelines in the ledger; the beat's next tick acts on it."""
     from ringrift.infra.service import current
     from ringrift.pipeline.state import disable_pipeline, enable_pipeline, pipeline_rows
@@ -164,15 +325,15 @@ def _pipeline(args: argparse.Namespace) -> int:
     svc = current()
     ensure_schema(svc.settings.database_url)  # a new ledger: its tables first, as workers do
     with svc.session() as s:
-        if args.action == "start":
-            enable_pipeline(s, args.config, args.preset, args.generations)
-        elif args.action == "stop":
-            disable_pipeline(s, args.config)
+        if action == "start":
+            enable_pipeline(s, config, start["preset"], start["generations"], start["weight"])
+        elif action == "stop":
+            disable_pipeline(s, config)
         rows = pipeline_rows(s)
-    if args.action != "list":
-        rows = [r for r in rows if r["config"] == args.config]
-    if getattr(args, "json", False):
-        print(json.dumps(rows if args.action == "list" else rows[0]))
+    if action != "list":
+        rows = [r for r in rows if r["config"] == config]
+    if as_json:
+        print(json.dumps(rows if action == "list" else rows[0]))
         return 0
     for r in rows:
         target = "no end" if r["target_generations"] is None else f"to {r['target_generations']}"
@@ -186,12 +347,63 @@ def _pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_cancel(args: argparse.Namespace) -> int:
+@pipeline.command(
+    "start",
+    help="enable a configuration's loop (the beat runs it); CONFIG: e.g. square8_2p",
+    short_help="enable a configuration's loop (the beat runs it)",
+)
+@click.argument("config")
+@click.option("--preset", default="default", help="tiny or default")
+@click.option("--generations", type=int, default=None, help="iterations to run (default: no end)")
+@click.option(
+    "--weight",
+    type=float,
+    default=None,
+    help="curriculum weight: its selfplay priority is multiplied by it (default: as it was, 1)",
+)
+@click.option("--json", "as_json", is_flag=True)
+def pipeline_start(
+    config: str, preset: str, generations: int | None, weight: float | None, as_json: bool
+) -> int:
+    return _pipeline(
+        "start", config, as_json, preset=preset, generations=generations, weight=weight
+    )
+
+
+@pipeline.command("stop", help="start nothing more for a configuration")
+@click.argument("config")
+@click.option("--json", "as_json", is_flag=True)
+def pipeline_stop(config: str, as_json: bool) -> int:
+    return _pipeline("stop", config, as_json)
+
+
+@pipeline.command("list", help="every configuration's loop")
+@click.option("--json", "as_json", is_flag=True)
+def pipeline_list(as_json: bool) -> int:
+    return _pipeline("list", "", as_json)
+
+
+# --- train ------------------------------------------------------------------------------------
+
+
+@cli.group(cls=_Group, help="act on a training run")
+def train() -> None:
+    pass
+
+
+@train.command(
+    "cancel",
+    help="stop a run at its next progress report; RUN_ID: e.g. run-square8_2p-g3 "
+    "(see `ringrift status`)",
+    short_help="stop a run at its next progress report",
+)
+@click.argument("run_id")
+def train_cancel(run_id: str) -> int:
     from ringrift.infra.service import current
     from ringrift.pipeline import runs
 
     with current().session() as s:
-        run = runs.request_cancel(s, args.run_id)
+        run = runs.request_cancel(s, run_id)
         print(
             f"{run.id}: cancel requested at step {run.step}/{run.total_steps}; it checkpoints "
             "and stops at its next progress report"
@@ -199,12 +411,14 @@ def _train_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_resume(args: argparse.Namespace) -> int:
+@train.command("resume", help="let a cancelled or failed run continue")
+@click.argument("run_id")
+def train_resume(run_id: str) -> int:
     from ringrift.infra.service import current
     from ringrift.pipeline import runs
 
     with current().session() as s:
-        run = runs.resume(s, args.run_id)
+        run = runs.resume(s, run_id)
         print(
             f"{run.id}: pending again; the pipeline's next tick continues it from its newest "
             "checkpoint"
@@ -212,138 +426,43 @@ def _train_resume(args: argparse.Namespace) -> int:
     return 0
 
 
-def _duration(seconds: float) -> str:
-    s = max(0, round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+# --- demo -------------------------------------------------------------------------------------
 
 
-def _demo(args: argparse.Namespace) -> int:
+@cli.command("demo", help="a random-vs-heuristic game, then the engine benchmark")
+@click.option("--config", default="square8_2p")
+@click.option("--seed", type=int, default=1)
+@click.option("--seconds", type=float, default=10.0, help="benchmark time")
+def demo(config: str, seed: int, seconds: float) -> int:
     from ringrift.cli.demo import run_demo
 
-    return run_demo(args)
+    return run_demo(config, seed, seconds)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ringrift", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    rules = sub.add_parser("rules", help="rules engine tools").add_subparsers(
-        dest="rules_command", required=True
-    )
-    check = rules.add_parser("check", help="replay reference fixtures and compare")
-    check.add_argument("paths", nargs="+", help="fixture files or folders")
-    check.add_argument("--skip-file", default=None, help="skip list (default: the packaged one)")
-    check.add_argument("-v", "--verbose", action="store_true", help="print passing cases too")
-    check.set_defaults(func=_rules_check)
-
-    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
-        dest="bench_command", required=True
-    )
-    engine = bench.add_parser("engine", help="random-play engine speed")
-    engine.add_argument("--config", default="square8_2p")
-    engine.add_argument("--seconds", type=float, default=30.0)
-    engine.add_argument("--seed", type=int, default=1)
-    engine.add_argument("--json", action="store_true", help="last line: one JSON object")
-    engine.set_defaults(func=_bench_engine)
-    heur = bench.add_parser("heuristic", help="heuristic player against random players")
-    heur.add_argument("--config", default="square8_2p")
-    heur.add_argument("--games", type=int, default=200)
-    heur.add_argument("--seed", type=int, default=1)
-    heur.add_argument("--json", action="store_true", help="last line: one JSON object")
-    heur.set_defaults(func=_bench_heuristic)
-    tr = bench.add_parser("train", help="training speed: the library against a bare loop")
-    tr.add_argument("--config", default="square8_2p")
-    tr.add_argument("--model", default="b6c64", help="architecture, e.g. b6c64")
-    tr.add_argument("--steps", type=int, default=200)
-    tr.add_argument("--batch-size", type=int, default=128)
-    tr.add_argument("--seed", type=int, default=1)
-    tr.add_argument("--device", default=None, help="default: cuda when present, else cpu")
-    tr.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    tr.add_argument("--json", action="store_true", help="last line: one JSON object")
-    tr.set_defaults(func=_bench_train)
-    sp = bench.add_parser("selfplay", help="batched Gumbel selfplay against the bare network")
-    sp.add_argument("--config", default="square8_2p")
-    sp.add_argument("--model", default="b6c64", help="network shape (fresh weights)")
-    sp.add_argument("--model-path", default=None, help="a saved model of that shape instead")
-    sp.add_argument("--sims", type=int, default=64)
-    sp.add_argument("--games", type=int, default=64, help="games played at once")
-    sp.add_argument("--max-moves", type=int, default=None, help="stop games early")
-    sp.add_argument("--seed", type=int, default=1)
-    sp.add_argument("--device", default=None)
-    sp.add_argument("--threads", type=int, default=None, help="torch threads")
-    sp.add_argument("--procs", type=int, default=1, help="processes, each playing --games")
-    sp.add_argument(
-        "--no-overlap", action="store_true", help="network and search take turns in one thread"
-    )
-    sp.add_argument("--json", action="store_true")
-    sp.set_defaults(func=_bench_selfplay)
-
-    loop = sub.add_parser("loop", help="run the training loop on this machine")
-    loop.add_argument("--config", default="square8_2p")
-    loop.add_argument("--generations", type=int, default=2)
-    loop.add_argument("--preset", default="tiny", help="tiny (CPU minutes) or default (GPU)")
-    loop.add_argument("--data-dir", type=Path, default=None, help="default: $RINGRIFT_DATA_DIR")
-    loop.add_argument("--timeout", type=float, default=None, help="give up after this many s")
-    loop.add_argument("--json", action="store_true", help="last line: one JSON summary")
-    loop.add_argument(
-        "--broker-port",
-        type=int,
-        default=None,
-        help="port of the loop's own Redis on 127.0.0.1 (default: a free one), so that Flower or "
-        "ringrift status can reach it",
-    )
-    loop.set_defaults(func=_loop)
-
-    status = sub.add_parser("status", help="where each configuration's loop stands")
-    status.add_argument("--json", action="store_true")
-    status.set_defaults(func=_status)
-
-    pipe = sub.add_parser(
-        "pipeline", help="start, stop or list configuration loops"
-    ).add_subparsers(dest="action", required=True)
-    start = pipe.add_parser("start", help="enable a configuration's loop (the beat runs it)")
-    start.add_argument("config", help="e.g. square8_2p")
-    start.add_argument("--preset", default="default", help="tiny or default")
-    start.add_argument(
-        "--generations", type=int, default=None, help="iterations to run (default: no end)"
-    )
-    start.add_argument("--json", action="store_true")
-    start.set_defaults(func=_pipeline)
-    stop = pipe.add_parser("stop", help="start nothing more for a configuration")
-    stop.add_argument("config")
-    stop.add_argument("--json", action="store_true")
-    stop.set_defaults(func=_pipeline)
-    lst = pipe.add_parser("list", help="every configuration's loop")
-    lst.add_argument("--json", action="store_true")
-    lst.set_defaults(func=_pipeline)
-
-    train = sub.add_parser("train", help="act on a training run").add_subparsers(
-        dest="train_command", required=True
-    )
-    cancel = train.add_parser("cancel", help="stop a run at its next progress report")
-    cancel.add_argument("run_id", help="e.g. run-square8_2p-g3 (see `ringrift status`)")
-    cancel.set_defaults(func=_train_cancel)
-    resume = train.add_parser("resume", help="let a cancelled or failed run continue")
-    resume.add_argument("run_id")
-    resume.set_defaults(func=_train_resume)
-
-    demo = sub.add_parser("demo", help="a random-vs-heuristic game, then the engine benchmark")
-    demo.add_argument("--config", default="square8_2p")
-    demo.add_argument("--seed", type=int, default=1)
-    demo.add_argument("--seconds", type=float, default=10.0, help="benchmark time")
-    demo.set_defaults(func=_demo)
-    return parser
+def _error(message: str) -> int:
+    print(f"ringrift: error: {message}", file=sys.stderr)
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command; returns its exit status. Bad arguments, bad input (``ValueError``, so
+    ``ServiceError`` too) and a command that cannot start (``StartupError``) print one
+    ``ringrift: error: ...`` line on stderr (bad arguments after the usage line) and give 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return int(args.func(args))
-    except BrokenPipeError:
-        return 0
+        rv = cli.main(args=args, prog_name="ringrift", standalone_mode=False)
+    except click.UsageError as e:
+        if e.ctx is not None:
+            print(e.ctx.get_usage(), file=sys.stderr)
+        return _error(e.format_message())
+    except click.ClickException as e:
+        print(f"ringrift: error: {e.format_message()}", file=sys.stderr)
+        return e.exit_code
+    except click.Abort:  # Ctrl-C outside the commands that stop on it by themselves
+        return 130
     except (ValueError, StartupError) as e:
-        print(f"ringrift: error: {e}", file=sys.stderr)
-        return 2
+        return _error(str(e))
+    return int(rv or 0)
 
 
 if __name__ == "__main__":

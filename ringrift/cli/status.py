@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from ringrift.infra.service import Service
+from ringrift.pipeline.scheduler import lineage_ratings
 from ringrift.pipeline.state import evaluation_name, game_count, run_name
-from ringrift.store.models import EvaluationMatch, Model, PipelineState, TrainingRun
+from ringrift.store.models import (
+    EvaluationMatch,
+    Game,
+    Model,
+    PipelineState,
+    ScheduleChange,
+    TrainingRun,
+    utcnow,
+)
 
 
 def config_status(svc: Service, config: str) -> dict[str, Any]:
@@ -42,6 +53,7 @@ def config_status(svc: Service, config: str) -> dict[str, Any]:
             "best_model": st.best_model_id,
             "best_evaluation": None,
             "training": None,
+            **_schedule(s, st),
         }
         if st.best_model_id:
             best = s.get(Model, st.best_model_id)
@@ -79,6 +91,48 @@ def config_status(svc: Service, config: str) -> dict[str, Any]:
     return out
 
 
+def _schedule(s: Session, st: PipelineState) -> dict[str, Any]:
+    """The scheduler's view of ``st``: what it last recorded, the rating, the game rate."""
+    last = s.scalars(
+        select(ScheduleChange)
+        .where(ScheduleChange.config == st.config, ScheduleChange.kind == "target")
+        .order_by(ScheduleChange.id.desc())
+        .limit(1)
+    ).first()
+    ratings = lineage_ratings(s, st.config)
+    hour_ago = utcnow() - timedelta(hours=1)
+    per_hour = s.scalar(
+        select(func.count())
+        .select_from(Game)
+        .where(Game.config == st.config, Game.created_at >= hour_ago)
+    )
+    return {
+        "weight": st.weight,
+        "priority": st.priority,
+        "share": last.share if last is not None else None,
+        "target": st.target,
+        "exploration": st.exploration,
+        "rating": ratings[-1][1] if ratings else None,
+        "games_per_hour": int(per_hour or 0),
+    }
+
+
+def recent_changes(s: Session, limit: int = 10) -> list[dict[str, Any]]:
+    """The newest schedule and exploration changes, newest first, with their reasons."""
+    rows = s.scalars(select(ScheduleChange).order_by(ScheduleChange.id.desc()).limit(limit))
+    return [
+        {
+            "at": c.created_at.isoformat(),
+            "config": c.config,
+            "kind": c.kind,
+            "target": c.target,
+            "exploration": c.exploration,
+            "reason": c.reason,
+        }
+        for c in rows
+    ]
+
+
 def queue_depths(app: Any, queues: list[str]) -> dict[str, int]:
     from ringrift.infra.queues import backlog
 
@@ -91,6 +145,7 @@ def all_status(svc: Service, app: Any) -> dict[str, Any]:
     with svc.session() as s:
         configs = list(s.scalars(select(PipelineState.config).order_by(PipelineState.config)))
         models = s.scalar(select(func.count()).select_from(Model)) or 0
+        changes = recent_changes(s)
     reports = [config_status(svc, c) for c in configs]
     try:
         queues = consumed_queues(app, refresh=True)
@@ -101,4 +156,4 @@ def all_status(svc: Service, app: Any) -> dict[str, Any]:
             report["host_caches"] = cached_models(report["config"])
     except Exception as e:  # the ledger is still worth showing without a broker
         depths = {"error": f"broker unreachable: {e}"}  # type: ignore[dict-item]
-    return {"configs": reports, "models": models, "queues": depths}
+    return {"configs": reports, "models": models, "queues": depths, "schedule_changes": changes}

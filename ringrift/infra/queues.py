@@ -9,27 +9,29 @@ from typing import Any
 from workers.devices import gpu_index
 from workers.runtime import DIRECT_SUFFIX
 
-_cache: tuple[float, list[str]] = (0.0, [])
+_cache: tuple[float, dict[str, int]] = (0.0, {})
 CACHE_SECONDS = 30.0
 
 
-def consumed_queues(app: Any, refresh: bool = False) -> list[str]:
-    """Queues some live worker consumes, each worker's own direct queue aside (asked of the
-    workers; cached briefly)."""
+def queue_consumers(app: Any, refresh: bool = False) -> dict[str, int]:
+    """Per queue some live worker consumes, how many workers consume it; each worker's own
+    direct queue aside (asked of the workers; cached briefly)."""
     global _cache
     now = time.monotonic()
     if refresh or now - _cache[0] > CACHE_SECONDS or not _cache[1]:
         replies = app.control.inspect(timeout=1.0).active_queues() or {}
-        names = sorted(
-            {
-                q["name"]
-                for queues in replies.values()
-                for q in queues
-                if not q["name"].endswith(DIRECT_SUFFIX)
-            }
-        )
-        _cache = (now, names)
-    return list(_cache[1])
+        counts: dict[str, int] = {}
+        for queues in replies.values():
+            for q in queues:
+                if not q["name"].endswith(DIRECT_SUFFIX):
+                    counts[q["name"]] = counts.get(q["name"], 0) + 1
+        _cache = (now, dict(sorted(counts.items())))
+    return dict(_cache[1])
+
+
+def consumed_queues(app: Any, refresh: bool = False) -> list[str]:
+    """Queues some live worker consumes (see ``queue_consumers``)."""
+    return list(queue_consumers(app, refresh))
 
 
 def live_workers(app: Any) -> list[str]:

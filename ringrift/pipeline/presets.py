@@ -7,7 +7,7 @@ worker reads the same numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ringrift.ai.batched import BatchedSettings
@@ -34,6 +34,20 @@ class Preset:
     eval_opening_moves: int  # sampled opening decisions, so evaluation games differ
     gate: GateConfig
     claim_seconds: int  # a started stage with no result after this long is started again
+    stale_hours: float  # hours without a promotion at which staleness counts in full
+    max_unexported_games: int  # backpressure: no new selfplay past this many unexported games
+    exploration_patience: int  # rejected candidates in a row that raise selfplay exploration
+
+    def selfplay_settings(self, games: int, exploration: int = 0) -> BatchedSettings:
+        """A selfplay task's settings at the feedback loop's ``exploration`` level: each level
+        raises the Gumbel noise scale by half and samples a quarter more decisions."""
+        base = self.selfplay
+        return replace(
+            base,
+            parallel_games=games,
+            exploration=base.exploration * (1 + 0.5 * exploration),
+            sample_moves=round(base.sample_moves * (1 + 0.25 * exploration)),
+        )
 
     def train_config(self) -> TrainConfig:
         """The training config of this preset's runs: its network, and a random board symmetry
@@ -62,6 +76,9 @@ TINY = Preset(
         }
     ),
     claim_seconds=600,
+    stale_hours=0.1,
+    max_unexported_games=16,
+    exploration_patience=2,
 )
 
 DEFAULT = Preset(
@@ -77,6 +94,9 @@ DEFAULT = Preset(
     eval_opening_moves=6,
     gate=GateConfig(),
     claim_seconds=4 * 3600,
+    stale_hours=12.0,
+    max_unexported_games=6000,
+    exploration_patience=3,
 )
 
 PRESETS = {p.name: p for p in (TINY, DEFAULT)}

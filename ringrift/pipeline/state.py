@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +39,16 @@ from ringrift.pipeline.heartbeat import (
 from ringrift.pipeline.presets import Preset, preset
 from ringrift.store import ingest_games
 from ringrift.store.db import insert_ignoring_duplicates
-from ringrift.store.models import Artifact, EvaluationMatch, Game, Model, PipelineState, TrainingRun
+from ringrift.store.models import (
+    Artifact,
+    EvaluationMatch,
+    Game,
+    Model,
+    PipelineState,
+    ScheduleChange,
+    TrainingRun,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 CLAIM_PREFIX = "ringrift:claim:"
@@ -94,10 +102,15 @@ def check_generation(value: Any) -> int:
 
 
 def enable_pipeline(
-    s: Session, config: Any, preset_name: Any = "default", generations: Any = None
+    s: Session,
+    config: Any,
+    preset_name: Any = "default",
+    generations: Any = None,
+    weight: Any = None,
 ) -> PipelineState:
     """Enable ``config``'s loop on ``preset_name``; ``generations`` more iterations from where it
-    stands (None: no end). The beat's next tick starts what is due."""
+    stands (None: no end); ``weight``, its curriculum weight (None: keep it). The beat's next
+    tick starts what is due."""
     check_config(config)
     if not isinstance(preset_name, str):
         raise ServiceError(f"preset must be a preset name, got {preset_name!r}")
@@ -106,6 +119,10 @@ def enable_pipeline(
         not isinstance(generations, int) or isinstance(generations, bool) or generations < 1
     ):
         raise ServiceError(f"generations must be a whole number of 1 or more, got {generations!r}")
+    if weight is not None and (
+        not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 < weight <= 100
+    ):
+        raise ServiceError(f"weight must be a number above 0 and at most 100, got {weight!r}")
     st = s.get(PipelineState, config)
     if st is None:
         st = PipelineState(config=config, generation=0, stage="selfplay")
@@ -113,6 +130,8 @@ def enable_pipeline(
     st.enabled = True
     st.preset = preset_name
     st.target_generations = None if generations is None else int(st.generation) + generations
+    if weight is not None:
+        st.weight = float(weight)
     s.flush()
     return st
 
@@ -140,6 +159,8 @@ def pipeline_rows(s: Session) -> list[dict[str, Any]]:
             "target_generations": st.target_generations,
             "stage": st.stage,
             "best_model": st.best_model_id,
+            "weight": st.weight,
+            "exploration": st.exploration,
         }
         for st in rows
     ]
@@ -211,8 +232,10 @@ def ingest_shard(svc: Service, s: Session, artifact: Artifact) -> int:
     return ingest_games(s, shard_game_rows(artifact, games, header.generation, header.model_id))
 
 
-def uncollected_shards(s: Session, config: str, generation: int) -> list[Artifact]:
-    prefix = f"shard-{config}-g{generation}-"
+def uncollected_shards(s: Session, config: str) -> list[Artifact]:
+    """Stored shards of ``config`` whose games are not in the ledger yet (a selfplay task that
+    died between storing its shard and ingesting it)."""
+    prefix = f"shard-{config}-g"
     collected = select(Game.shard_artifact_id).where(Game.config == config).distinct()
     q = (
         select(Artifact)
@@ -288,11 +311,58 @@ def apply_decision(s: Session, config: str, generation: int, candidate_id: str) 
             s.refresh(st)
     model.status = outcome
     model.decision = json.dumps({"promote": decision.promote, "reasons": decision.reasons})
+    model.decided_at = utcnow()
     st.generation = generation + 1
     st.stage = "selfplay"
     s.flush()
+    adjust_exploration(s, st, p, candidate_id, outcome)
     log.info("%s: candidate %s %s (%s)", config, candidate_id, outcome, "; ".join(decision.reasons))
     return outcome
+
+
+MAX_EXPLORATION = 3
+
+
+def rejected_in_a_row(s: Session, config: str) -> int:
+    """Decided candidates of ``config`` rejected since its last promotion."""
+    statuses = s.scalars(
+        select(Model.status)
+        .where(Model.config == config, Model.status.in_(("promoted", "rejected")))
+        .order_by(Model.generation.desc(), Model.id.desc())
+    )
+    n = 0
+    for status in statuses:
+        if status != "rejected":
+            break
+        n += 1
+    return n
+
+
+def adjust_exploration(
+    s: Session, st: PipelineState, p: Preset, candidate_id: str, outcome: str
+) -> None:
+    """The feedback loop: every ``exploration_patience`` rejections in a row (the rating has
+    not improved over that many evaluations) raise selfplay exploration one level; a promotion
+    lowers it one level. A rejection short of the patience changes nothing. Each change is a
+    ``ScheduleChange`` row with its reason."""
+    level = st.exploration
+    if outcome == "promoted" and level > 0:
+        level, reason = level - 1, f"{candidate_id} promoted: exploration lowered"
+    elif outcome == "rejected":
+        streak = rejected_in_a_row(s, st.config)
+        if streak % p.exploration_patience or level >= MAX_EXPLORATION:
+            return
+        level, reason = (
+            level + 1,
+            f"{streak} candidates rejected in a row (patience {p.exploration_patience}): "
+            "no rating gain, exploration raised",
+        )
+    else:
+        return
+    st.exploration = level
+    s.add(ScheduleChange(config=st.config, kind="exploration", exploration=level, reason=reason))
+    s.flush()
+    log.info("%s: exploration level %d (%s)", st.config, level, reason)
 
 
 # ----- what is due ------------------------------------------------------------------------------
@@ -313,20 +383,9 @@ class Due:
 
 
 def group_for(due: Due) -> Dispatch:
-    """The chord a selfplay or evaluate item is sent as: one member per shard or match, named
-    as its result will be, and the callback that moves the loop on."""
+    """The chord an evaluate item is sent as: one member per match, named as its result will
+    be, and the callback that moves the loop on."""
     d = due.detail
-    if due.stage == "selfplay":
-        members = [
-            Member(
-                shard_name(due.config, due.generation, d["batch"], i),
-                "ringrift.selfplay.play_games",
-                [due.config, due.generation, d["batch"], i, d["games"], d["model_id"], d["preset"]],
-            )
-            for i in range(d["tasks"])
-        ]
-        collect = Member("collect", "ringrift.sync.collect", [due.config, due.generation])
-        return Dispatch("selfplay", members, collect)
     if due.stage == "evaluate":
         cand = d["candidate_id"]
         games = preset(d["preset"]).eval_games
@@ -357,25 +416,19 @@ def _plan(svc: Service, config: str) -> tuple[str | None, Due | None]:
         if st.target_generations is not None and k >= st.target_generations:
             return "done", None
         p = preset(st.preset)
-        for artifact in uncollected_shards(s, config, k):
-            n = ingest_shard(svc, s, artifact)
+        for artifact in uncollected_shards(s, config):
+            try:
+                n = ingest_shard(svc, s, artifact)
+            except ValueError as e:  # a corrupt or unreadable shard, another rules version
+                log.error("%s: shard %s cannot be collected: %s", config, artifact.id, e)
+                continue
             log.info("%s g%d: collected %d games from %s", config, k, n, artifact.id)
         s.flush()
-        have = game_count(s, config, k)
-        if have < p.games_per_generation:
-            tasks = math.ceil((p.games_per_generation - have) / p.games_per_task)
-            # Named after the games already collected: a batch restarted after a loss gets the
-            # same name, so its tasks find (or rewrite identically) the same shards.
-            detail = {
-                "batch": f"n{have}",
-                "tasks": tasks,
-                "games": p.games_per_task,
-                "model_id": current_best(s, st),
-                "preset": p.name,
-            }
-            return "selfplay", Due("selfplay", config, k, detail)
         dataset = s.get(Artifact, dataset_name(config, k))
         if dataset is None:
+            new = game_count(s, config) - st.last_export_game_count
+            if new < p.games_per_generation:
+                return "selfplay", None  # the scheduler feeds it (``pipeline.scheduler``)
             return "export", Due("export", config, k, {"preset": p.name})
         run = s.get(TrainingRun, run_name(config, k))
         if run is None:

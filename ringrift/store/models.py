@@ -171,6 +171,7 @@ class Model(Base):
     # "candidate" until the promotion gate decides: "promoted" or "rejected"
     status: Mapped[str] = mapped_column(String(16), default="candidate", server_default="candidate")
     decision: Mapped[str | None] = mapped_column(Text)  # the gate's reasons, JSON
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     artifact_id: Mapped[str] = mapped_column(ForeignKey("artifacts.id"))
     created_at: Mapped[datetime] = _created_at()
 
@@ -262,10 +263,35 @@ class PipelineState(Base):
     # the loop stops starting work once ``generation`` reaches this (None: run on)
     target_generations: Mapped[int | None] = mapped_column(Integer)
     preset: Mapped[str] = mapped_column(String(32), default="default", server_default="default")
+    # the scheduler's: curriculum weight (set by a person), the priority and target it last
+    # recorded, and the selfplay exploration level the feedback loop set
+    weight: Mapped[float] = mapped_column(Float, default=1.0, server_default="1")
+    priority: Mapped[float | None] = mapped_column(Float)
+    target: Mapped[int | None] = mapped_column(Integer)
+    exploration: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = _updated_at()
     version: Mapped[int] = mapped_column(Integer, server_default="1")
 
     __mapper_args__ = {"version_id_col": version}
+
+
+class ScheduleChange(Base):
+    """A change the scheduler or the feedback loop made to a configuration, with its reason:
+    a selfplay target moved past its thresholds, or the exploration level raised or lowered."""
+
+    __tablename__ = "schedule_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    config: Mapped[str] = mapped_column(CONFIG)
+    kind: Mapped[str] = mapped_column(String(16))  # "target" or "exploration"
+    priority: Mapped[float | None] = mapped_column(Float)
+    share: Mapped[float | None] = mapped_column(Float)
+    target: Mapped[int | None] = mapped_column(Integer)
+    exploration: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (Index(None, "config", "id"),)
 
 
 __all__ = [
@@ -278,6 +304,7 @@ __all__ = [
     "Model",
     "PipelineState",
     "Rating",
+    "ScheduleChange",
     "TrainingRun",
     "utcnow",
 ]

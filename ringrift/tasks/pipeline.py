@@ -10,23 +10,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import chord
+from celery import chain, chord
 from celery import group as group_of
 from celery.utils.log import get_task_logger
 from sqlalchemy import select
 
 from ringrift.celery import app
-from ringrift.infra.queues import pick
+from ringrift.infra.queues import backlog, pick, queue_consumers
 from ringrift.infra.service import current, redis_client
 from ringrift.pipeline.heartbeat import Dispatch, record_dispatch
 from ringrift.pipeline.presets import preset
+from ringrift.pipeline.scheduler import plan, sent
 from ringrift.pipeline.state import (
     Due,
+    claim,
     disable_pipeline,
     enable_pipeline,
     group_for,
     pipeline_rows,
     reconcile,
+    release,
 )
 from ringrift.store.models import PipelineState
 
@@ -51,7 +54,7 @@ def send_group(due: Due, group: Dispatch, seconds: int, *, record: bool = True) 
 def start(due: Due) -> None:
     """Enqueue the task(s) for one claimed ``Due`` item."""
     d = due.detail
-    if due.stage in ("selfplay", "evaluate"):
+    if due.stage == "evaluate":
         send_group(due, group_for(due), preset(d["preset"]).claim_seconds)
     elif due.stage == "resend":
         send_group(
@@ -91,12 +94,17 @@ def advance(config: str) -> list[str]:
 
 @app.task(name="ringrift.pipeline.start")
 def start_pipeline(
-    config: str, preset: str = "default", generations: int | None = None
+    config: str,
+    preset: str = "default",
+    generations: int | None = None,
+    weight: float | None = None,
 ) -> dict[str, Any]:
     """Enable ``config``'s loop and start what is due now (the beat keeps it going)."""
     with current().session() as s:
-        enable_pipeline(s, config, preset, generations)
+        enable_pipeline(s, config, preset, generations, weight)
     started = advance(config)
+    if feed_selfplay().get(config):
+        started.append("selfplay")
     with current().session() as s:
         row = next(r for r in pipeline_rows(s) if r["config"] == config)
     return {**row, "started": started}
@@ -122,4 +130,31 @@ def tick() -> dict[str, Any]:
     with svc.session() as s:
         configs = list(s.scalars(select(PipelineState.config).where(PipelineState.enabled)))
     started = {config: advance(config) for config in configs}
-    return {"started": started}
+    return {"started": started, "selfplay": feed_selfplay()}
+
+
+FEED_CLAIM = "selfplay-feed"  # one feeder at a time, so two ticks never fill one place twice
+
+
+def feed_selfplay() -> dict[str, int]:
+    """Fill the free places of every live queue (one waiting task per consuming worker) with
+    selfplay tasks, as the scheduler plans them; returns the tasks sent per configuration."""
+    r = redis_client()
+    if not claim(r, FEED_CLAIM, 60):
+        return {}
+    try:
+        consumers = queue_consumers(app)
+        free = {q: max(0, n - backlog(app, q)) for q, n in consumers.items()}
+        tasks, _ = plan(current(), r, free, slots=2 * sum(consumers.values()))
+        counts: dict[str, int] = {}
+        for task in tasks:
+            sent(r, task, preset(task.preset).claim_seconds)
+            play = app.signature("ringrift.selfplay.play_games", args=tuple(task.args()))
+            collect = app.signature("ringrift.sync.collect", args=(task.config, task.generation))
+            chain(play.set(queue=task.queue), collect.set(queue=task.queue)).apply_async()
+            counts[task.config] = counts.get(task.config, 0) + 1
+        if counts:
+            log.info("selfplay sent: %s", counts)
+        return counts
+    finally:
+        release(r, FEED_CLAIM)

@@ -5,7 +5,6 @@ plays (``ringrift.pipeline.heartbeat``), so a worker's death has the shard sent 
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 import zlib
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 from celery.utils.log import get_task_logger
 
-from ringrift.ai.batched import Timers, play_batched, to_played
+from ringrift.ai.batched import BatchedSettings, Timers, play_batched, to_played
 from ringrift.ai.mcts import UniformEvaluator
 from ringrift.ai.selfplay import ShardHeader, write_shard
 from ringrift.celery import app
@@ -21,8 +20,9 @@ from ringrift.errors import ServiceError
 from ringrift.game import GameConfig
 from ringrift.infra.service import Service, current, redis_client
 from ringrift.pipeline.heartbeat import beating
-from ringrift.pipeline.presets import Preset, preset
-from ringrift.pipeline.state import check_config, check_generation, shard_name
+from ringrift.pipeline.presets import preset
+from ringrift.pipeline.scheduler import ended
+from ringrift.pipeline.state import MAX_EXPLORATION, check_config, check_generation, shard_name
 from ringrift.store import ArtifactConflict, ArtifactRef, record_artifact
 from ringrift.store.models import Artifact, PipelineState
 from ringrift.tasks.common import model_evaluator
@@ -45,6 +45,7 @@ def play_games(
     games: int,
     model_id: str | None,
     preset_name: str,
+    exploration: int = 0,
 ) -> dict[str, Any]:
     cfg = check_config(config)
     check_generation(generation)
@@ -53,19 +54,26 @@ def play_games(
         raise ServiceError(f"games must be between 1 and 10000, got {games!r}")
     if not isinstance(batch, str) or not batch.isalnum():
         raise ServiceError(f"batch must be an alphanumeric id, got {batch!r}")
+    if not isinstance(exploration, int) or not 0 <= exploration <= MAX_EXPLORATION:
+        raise ServiceError(f"exploration must be a level 0..{MAX_EXPLORATION}, got {exploration!r}")
     name = shard_name(config, generation, batch, index)
     svc = current()
-    with svc.session() as s:
-        if s.get(Artifact, name) is not None:
-            log.info("shard %s already stored (redelivery)", name)
-            return {"artifact_id": name, "games": games}
-        st = s.get(PipelineState, config)
-        if st is not None and st.generation > generation:
-            # A message handed back hours after its worker died: its iteration is over.
-            log.info("shard %s not played: %s is at generation %d", name, config, st.generation)
-            return {"artifact_id": None, "games": 0, "stale": True}
-    with beating(redis_client(), name, svc.settings.task_heartbeat_seconds, svc.settings.host):
-        ref = _play_and_store(svc, cfg, p, name, generation, batch, index, games, model_id)
+    r = redis_client()
+    try:
+        with svc.session() as s:
+            if s.get(Artifact, name) is not None:
+                log.info("shard %s already stored (redelivery)", name)
+                return {"artifact_id": name, "games": games}
+            st = s.get(PipelineState, config)
+            if st is not None and st.generation > generation + 1:
+                # A message handed back hours after its worker died: two iterations on.
+                log.info("shard %s not played: %s is at generation %d", name, config, st.generation)
+                return {"artifact_id": None, "games": 0, "stale": True}
+        settings = p.selfplay_settings(games, exploration)
+        with beating(r, name, svc.settings.task_heartbeat_seconds, svc.settings.host):
+            ref = _play_and_store(svc, cfg, settings, name, generation, batch, index, model_id)
+    finally:
+        ended(r, config, name)  # the scheduler counts it out of flight, however it ended
     log.info("stored %s: %d games, %d bytes", name, games, ref.size)
     return {"artifact_id": name, "games": games}
 
@@ -73,22 +81,21 @@ def play_games(
 def _play_and_store(
     svc: Service,
     cfg: GameConfig,
-    p: Preset,
+    settings: BatchedSettings,
     name: str,
     generation: int,
     batch: str,
     index: int,
-    games: int,
     model_id: str | None,
 ) -> ArtifactRef:
     config = cfg.name
+    games = settings.parallel_games
     with svc.session() as s:
         evaluator = (
             model_evaluator(svc, s, model_id, cfg.board.value, runtime.DEVICE)
             if model_id
             else UniformEvaluator()
         )
-    settings = dataclasses.replace(p.selfplay, parallel_games=games)
     seeds = [game_seed(config, generation, batch, index, g) for g in range(games)]
     ids = [f"{name}-{g:03d}" for g in range(games)]
     timers = Timers()

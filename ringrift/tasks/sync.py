@@ -22,9 +22,15 @@ log = get_task_logger(__name__)
 
 
 @app.task(name="ringrift.sync.collect")
-def collect(results: list[dict[str, Any]], config: str, generation: int) -> dict[str, Any]:
+def collect(
+    results: list[dict[str, Any]] | dict[str, Any], config: str, generation: int
+) -> dict[str, Any]:
+    """Ingest the shards a selfplay chord (or one chained selfplay task) stored, then move the
+    loop on: enough new games start an export."""
     check_config(config)
     check_generation(generation)
+    if isinstance(results, dict):  # one selfplay task's result, when chained after it
+        results = [results]
     if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
         raise ServiceError(f"collect expects the selfplay results, got {results!r}")
     svc = current()
@@ -46,7 +52,7 @@ def collect(results: list[dict[str, Any]], config: str, generation: int) -> dict
     )
     from ringrift.tasks.pipeline import advance
 
-    advance(config)  # frees the selfplay stage once every shard of its batch is stored
+    advance(config)
     return {"ingested": ingested, "shards": len(results)}
 
 

@@ -1,0 +1,300 @@
+"""The selfplay scheduler: each tick, which configurations the free queues' next selfplay tasks
+go to.
+
+Selfplay never waits for the rest of the loop: while a configuration exports, trains and
+evaluates, its selfplay goes on with its current best model. Each tick the scheduler reads the
+ledger (new games, promotions, ratings, curriculum weight) and Redis (the selfplay tasks in
+flight), computes every enabled configuration's priority (``ringrift.pipeline.priority``), moves a
+configuration's recorded target only past the thresholds, writing a ``ScheduleChange`` row with
+the reason, and fills each queue's free places: configurations below their target first, none
+under backpressure (unexported games past the preset's bound). It sends nothing itself
+(``tasks.pipeline.tick`` does), so it can be run and explained anywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ringrift.infra.service import Service
+from ringrift.pipeline.presets import preset
+from ringrift.pipeline.priority import (
+    Priority,
+    Signals,
+    allocate,
+    change_reason,
+    elo_from_score,
+    priority,
+    shares,
+    targets,
+)
+from ringrift.pipeline.state import current_best, evaluation_name, game_count, shard_name
+from ringrift.store.models import EvaluationMatch, Model, PipelineState, ScheduleChange, utcnow
+
+INFLIGHT = "ringrift:selfplay:inflight:"  # + config: sorted set, shard name -> time sent
+
+
+@dataclass(frozen=True)
+class SelfplayTask:
+    """One selfplay task to send: a shard of ``games`` games played by ``model_id``."""
+
+    config: str
+    generation: int
+    batch: str
+    games: int
+    model_id: str | None
+    preset: str
+    exploration: int
+    queue: str
+
+    @property
+    def shard(self) -> str:
+        return shard_name(self.config, self.generation, self.batch, 0)
+
+    def args(self) -> list[Any]:
+        return [
+            self.config,
+            self.generation,
+            self.batch,
+            0,
+            self.games,
+            self.model_id,
+            self.preset,
+            self.exploration,
+        ]
+
+
+@dataclass(frozen=True)
+class ConfigSchedule:
+    """Why one configuration gets the share it gets (``ringrift schedule --explain``)."""
+
+    config: str
+    priority: Priority
+    share: float
+    target: int  # the recorded target: selfplay tasks in flight it is given
+    wanted: int  # the target the priority asks for now (recorded once past the thresholds)
+    inflight: int
+    new_games: int
+    blocked: str | None  # why it gets no selfplay now, if it gets none
+    exploration: int
+    last_change: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        p = self.priority
+        return {
+            "config": self.config,
+            "priority": round(p.value, 3),
+            "deficit": round(p.deficit, 3),
+            "staleness": round(p.staleness, 3),
+            "velocity": round(p.velocity, 3),
+            "weight": p.weight,
+            "share": round(self.share, 4),
+            "target": self.target,
+            "wanted": self.wanted,
+            "inflight": self.inflight,
+            "new_games": self.new_games,
+            "blocked": self.blocked,
+            "exploration": self.exploration,
+            "last_change": self.last_change,
+            "explain": p.explain(),
+        }
+
+
+# ----- what the ledger says ---------------------------------------------------------------------
+
+
+def lineage_ratings(s: Session, config: str) -> list[tuple[str, float]]:
+    """Each promoted model's rating, oldest first: the first is rated by its score against
+    random play (rated 0), each later one by its score against the best it replaced."""
+    promoted = s.scalars(
+        select(Model)
+        .where(Model.config == config, Model.status == "promoted")
+        .order_by(Model.generation, Model.id)
+    )
+    rated: dict[str, float] = {}
+    out = []
+    for m in promoted:
+        matches = {
+            e.opponent: e
+            for e in s.scalars(
+                select(EvaluationMatch).where(
+                    EvaluationMatch.evaluation_id == evaluation_name(m.id)
+                )
+            )
+        }
+        base, match = 0.0, matches.get("random")
+        for opponent, e in matches.items():
+            if opponent in rated:
+                base, match = rated[opponent], e
+        score = 0.5 if match is None else (match.wins + 0.5 * match.draws) / max(match.games, 1)
+        rated[m.id] = base + elo_from_score(score, match.games if match else 0)
+        out.append((m.id, rated[m.id]))
+    return out
+
+
+def _hours_since_promotion(s: Session, config: str) -> float:
+    last = s.scalar(
+        select(Model.decided_at)
+        .where(Model.config == config, Model.status == "promoted", Model.decided_at.is_not(None))
+        .order_by(Model.decided_at.desc())
+        .limit(1)
+    )
+    if last is None:
+        return float("inf")  # no model yet: as stale as it gets
+    now = utcnow()
+    if last.tzinfo is None:
+        now = now.replace(tzinfo=None)
+    return max(0.0, (now - last).total_seconds() / 3600)
+
+
+def inflight(r: redis.Redis, config: str, older_than: float) -> int:
+    """Selfplay tasks of ``config`` sent and not yet ended; entries older than ``older_than``
+    seconds are tasks lost with their worker, dropped."""
+    key = INFLIGHT + config
+    r.zremrangebyscore(key, "-inf", time.time() - older_than)
+    return int(r.zcard(key))
+
+
+def sent(r: redis.Redis, task: SelfplayTask, seconds: int) -> None:
+    r.zadd(INFLIGHT + task.config, {task.shard: time.time()})
+    r.expire(INFLIGHT + task.config, seconds)
+
+
+def ended(r: redis.Redis, config: str, shard: str) -> None:
+    r.zrem(INFLIGHT + config, shard)
+
+
+# ----- the plan of one tick ---------------------------------------------------------------------
+
+
+def _done(st: PipelineState) -> bool:
+    return st.target_generations is not None and st.generation >= st.target_generations
+
+
+def plan(
+    svc: Service, r: redis.Redis, free: dict[str, int], slots: int, *, record: bool = True
+) -> tuple[list[SelfplayTask], list[ConfigSchedule]]:
+    """The selfplay tasks to send now (``free``: queue -> places to fill; ``slots``: selfplay
+    tasks the cluster runs at once) and every enabled configuration's schedule. ``record``
+    False only looks: no target moves, nothing is written (``ringrift schedule``)."""
+    rows: list[tuple[PipelineState, Priority, int, int, int, str | None]] = []
+    with svc.session() as s:
+        states = list(
+            s.scalars(
+                select(PipelineState).where(PipelineState.enabled).order_by(PipelineState.config)
+            )
+        )
+        for st in states:
+            if _done(st):
+                continue
+            p = preset(st.preset)
+            new = game_count(s, st.config) - st.last_export_game_count
+            sig = Signals(
+                st.config,
+                st.weight,
+                new,
+                p.games_per_generation,
+                _hours_since_promotion(s, st.config),
+                p.stale_hours,
+                [v for _, v in lineage_ratings(s, st.config)],
+            )
+            flying = inflight(r, st.config, p.claim_seconds)
+            room = max(0, math.ceil((p.max_unexported_games - new) / p.games_per_task) - flying)
+            blocked = None
+            if room == 0:
+                blocked = (
+                    f"backpressure: {new} unexported games and {flying} tasks in flight "
+                    f"reach the bound of {p.max_unexported_games} games"
+                )
+            rows.append((st, priority(sig), new, flying, room, blocked))
+        prios = [row[1] for row in rows]
+        share = shares(prios)
+        wanted = targets(share, slots)
+        schedules = []
+        for st, prio, new, flying, _room, blocked in rows:
+            reason = change_reason(st.priority, st.target, prio.value, wanted[st.config])
+            if reason is not None and record:
+                st.priority, st.target = prio.value, wanted[st.config]
+                s.add(
+                    ScheduleChange(
+                        config=st.config,
+                        kind="target",
+                        priority=prio.value,
+                        share=share[st.config],
+                        target=wanted[st.config],
+                        exploration=st.exploration,
+                        reason=f"{reason}; {prio.explain()}",
+                    )
+                )
+            last = s.scalar(
+                select(ScheduleChange.reason)
+                .where(ScheduleChange.config == st.config)
+                .order_by(ScheduleChange.id.desc())
+                .limit(1)
+            )
+            schedules.append(
+                ConfigSchedule(
+                    st.config,
+                    prio,
+                    share[st.config],
+                    int(st.target or 0),
+                    wanted[st.config],
+                    flying,
+                    new,
+                    blocked,
+                    st.exploration,
+                    last,
+                )
+            )
+        open_ = {c.config: c for c in schedules if c.blocked is None}
+        picks = allocate(
+            sum(free.values()),
+            {c: max(1, o.target) for c, o in open_.items()},
+            {c: o.inflight for c, o in open_.items()},
+            {c: o.priority.value for c, o in open_.items()},
+            {row[0].config: row[4] for row in rows},
+        )
+        queue_places = [q for q, n in sorted(free.items()) for _ in range(n)]
+        tasks = []
+        by_config = {st.config: st for st, *_ in rows}
+        for config, queue in zip(picks, queue_places, strict=False):
+            st = by_config[config]
+            p = preset(st.preset)
+            tasks.append(
+                SelfplayTask(
+                    config,
+                    st.generation,
+                    "b" + secrets.token_hex(4),
+                    p.games_per_task,
+                    current_best(s, st),
+                    p.name,
+                    st.exploration,
+                    queue,
+                )
+            )
+    return tasks, schedules
+
+
+def explain_schedule() -> list[dict[str, Any]]:
+    """Every enabled configuration's schedule as the next tick would compute it, written
+    nowhere (``ringrift schedule``); needs the broker, for the live queues and tasks in flight."""
+    from ringrift.celery import app
+    from ringrift.errors import StartupError
+    from ringrift.infra.queues import queue_consumers
+    from ringrift.infra.service import current, redis_client
+
+    try:
+        r = redis_client()
+        r.ping()
+        consumers = queue_consumers(app, refresh=True)
+    except redis.RedisError as e:
+        raise StartupError(f"the broker at {app.conf.broker_url} does not answer ({e})") from None
+    _, rows = plan(current(), r, {}, slots=2 * sum(consumers.values()), record=False)
+    return [row.to_dict() for row in rows]

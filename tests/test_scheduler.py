@@ -1,0 +1,341 @@
+"""The selfplay scheduler: priorities, shares and targets (pure), the plan of a tick against a real
+Redis and a SQLite ledger (hysteresis, backpressure, recorded reasons), and the exploration
+feedback loop."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from ringrift.infra.service import Service
+from ringrift.infra.settings import Settings
+from ringrift.pipeline.presets import TINY
+from ringrift.pipeline.priority import (
+    Signals,
+    allocate,
+    change_reason,
+    elo_from_score,
+    priority,
+    shares,
+    targets,
+    velocity,
+)
+from ringrift.pipeline.scheduler import inflight, lineage_ratings, plan, sent
+from ringrift.pipeline.state import adjust_exploration
+from ringrift.store import (
+    ArtifactRef,
+    ArtifactStore,
+    LocalCache,
+    make_engine,
+    migrate,
+    record_artifact,
+    session_factory,
+)
+from ringrift.store.models import EvaluationMatch, Model, PipelineState, ScheduleChange
+from tests.celery_harness import REPO, celery_env
+
+# ----- priorities, shares, targets ----------------------------------------------------------------
+
+
+def _signals(**kw: object) -> Signals:
+    base: dict[str, object] = {
+        "config": "square8_2p",
+        "weight": 1.0,
+        "new_games": 0,
+        "games_per_generation": 100,
+        "hours_since_promotion": 0.0,
+        "stale_hours": 10.0,
+        "ratings": [],
+    }
+    base.update(kw)
+    return Signals(**base)  # type: ignore[arg-type]
+
+
+def test_priority_weighs_deficit_staleness_and_velocity_by_the_curriculum_weight() -> None:
+    hungry = priority(_signals())  # no new games, just promoted, no rating history
+    assert (hungry.deficit, hungry.staleness, hungry.velocity) == (1.0, 0.0, 0.0)
+    assert hungry.value == pytest.approx(6.0)
+    fed = priority(_signals(new_games=150, hours_since_promotion=5.0))
+    assert (fed.deficit, fed.staleness) == (0.0, 0.5) and fed.value == pytest.approx(3.0)
+    never = priority(_signals(hours_since_promotion=math.inf, ratings=[0.0, 100.0, 250.0]))
+    assert never.staleness == 1.0 and never.velocity == 1.0 and never.value == pytest.approx(10.0)
+    assert priority(_signals(weight=2.5)).value == pytest.approx(15.0)
+    assert "deficit 1.00" in hungry.explain() and hungry.explain().endswith("= 6.00")
+    with pytest.raises(ValueError):
+        priority(_signals(games_per_generation=0))
+
+
+def test_velocity_is_the_mean_gain_of_the_last_promotions_scaled_to_one() -> None:
+    assert velocity([]) == velocity([300.0]) == 0.0
+    assert velocity([0.0, 50.0]) == pytest.approx(0.5)
+    # only the last three promotions count: (400 - 250) / 3 per promotion
+    assert velocity([0.0, 250.0, 300.0, 350.0, 400.0]) == pytest.approx(0.5)
+    assert velocity([400.0, 300.0]) == 0.0  # a loss is no speed, not negative speed
+
+
+def test_shares_and_targets_follow_priorities_and_fill_every_slot() -> None:
+    prios = [
+        priority(_signals(config="a")),
+        priority(_signals(config="b", weight=2.0)),
+        priority(_signals(config="c", weight=0.1)),
+    ]
+    share = shares(prios)
+    assert sum(share.values()) == pytest.approx(1.0)
+    assert share["b"] == pytest.approx(2 * share["a"])
+    target = targets(share, 10)
+    assert sum(target.values()) == 10
+    assert target["b"] > target["a"] >= 1 and target["c"] == 1  # a small share still plays
+    assert targets(share, 0) == {"a": 0, "b": 0, "c": 0}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "moves"),
+    [
+        ((None, None), (5.0, 4), "first schedule"),
+        ((5.0, 4), (7.0, 4), "priority 5.00 -> 7.00"),
+        ((5.0, 4), (6.9, 5), None),  # +1.9 priority, +1 of 4 slots: within the thresholds
+        ((5.0, 10), (5.5, 13), "target 10 -> 13"),
+        ((5.0, 2), (5.5, 3), "target 2 -> 3 (+50%)"),
+        ((5.0, 10), (4.0, 8), None),
+    ],
+)
+def test_targets_move_only_past_the_thresholds(
+    old: tuple[float | None, int | None], new: tuple[float, int], moves: str | None
+) -> None:
+    reason = change_reason(old[0], old[1], new[0], new[1])
+    if moves is None:
+        assert reason is None
+    else:
+        assert reason is not None and reason.startswith(moves)
+
+
+def test_allocate_fills_below_target_first_then_keeps_every_place_busy_within_room() -> None:
+    target = {"a": 3, "b": 1}
+    picks = allocate(5, target, {"a": 1, "b": 1}, {"a": 5.0, "b": 8.0}, {"a": 9, "b": 9})
+    assert picks[:2] == ["a", "a"]  # a is 2 below its target
+    assert len(picks) == 5 and Counter(picks)["b"] >= 1  # then the places still get work
+    capped = allocate(5, target, {}, {"a": 5.0, "b": 8.0}, {"a": 1, "b": 0})
+    assert capped == ["a"]  # b is at its bound, a has room for one more
+
+
+def test_elo_from_score_is_symmetric_and_finite() -> None:
+    assert elo_from_score(0.5, 10) == pytest.approx(0.0)
+    assert elo_from_score(0.75, 100) == pytest.approx(-elo_from_score(0.25, 100))
+    assert math.isfinite(elo_from_score(1.0, 8)) and elo_from_score(1.0, 8) > 400
+    assert elo_from_score(1.0, 0) == 0.0
+
+
+# ----- a tick's plan, against Redis and the ledger ---------------------------------------------
+
+
+@pytest.fixture
+def r(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(f"{redis_url}/10")
+    client.flushdb()  # the session's private Redis; database 10 is this module's
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Iterator[Service]:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    store = ArtifactStore(tmp_path / "artifacts")
+    settings = Settings(
+        data_dir=tmp_path, database_url=url, artifact_root=store.root, cache_root=tmp_path / "c"
+    )
+    yield Service(settings, engine, session_factory(engine), store, LocalCache(tmp_path, store))
+    engine.dispose()
+
+
+def _changes(svc: Service) -> list[tuple[str, str]]:
+    with svc.session() as s:
+        rows = s.scalars(select(ScheduleChange).order_by(ScheduleChange.id))
+        return [(c.config, c.reason) for c in rows]
+
+
+def test_a_tick_plans_selfplay_by_share_records_changes_once_and_honours_backpressure(
+    r: redis.Redis, svc: Service
+) -> None:
+    with svc.session() as s:
+        s.add(PipelineState(config="square8_2p", preset="tiny", weight=1.0))
+        s.add(PipelineState(config="hex8_2p", preset="tiny", weight=3.0))
+        s.add(PipelineState(config="square8_3p", preset="tiny", enabled=False))
+        s.add(PipelineState(config="hex8_3p", preset="tiny", generation=2, target_generations=2))
+
+    tasks, schedule = plan(svc, r, {"gpu0": 3, "cpu": 1}, slots=8)
+    by = {c.config: c for c in schedule}
+    assert set(by) == {"square8_2p", "hex8_2p"}  # disabled and finished ones get nothing
+    assert by["hex8_2p"].share == pytest.approx(0.75) and by["hex8_2p"].target == 6
+    assert by["square8_2p"].target == 2
+    assert len(tasks) == 4 and sorted(t.queue for t in tasks) == ["cpu", "gpu0", "gpu0", "gpu0"]
+    assert Counter(t.config for t in tasks) == {"hex8_2p": 3, "square8_2p": 1}
+    first = tasks[0]
+    assert first.games == TINY.games_per_task and first.model_id is None
+    assert first.shard.startswith(f"shard-{first.config}-g0-b") and first.args()[-1] == 0
+    reasons = _changes(svc)
+    assert [c for c, _ in reasons] == ["hex8_2p", "square8_2p"]
+    assert all(reason.startswith("first schedule; weight") for _, reason in reasons)
+
+    # The same ledger again: nothing moves, nothing is written.
+    plan(svc, r, {"gpu0": 0}, slots=8)
+    assert len(_changes(svc)) == 2
+
+    # A person triples square8_2p's weight: its priority jumps, and the change says so.
+    with svc.session() as s:
+        st = s.get(PipelineState, "square8_2p")
+        assert st is not None
+        st.weight = 3.0
+    _, schedule = plan(svc, r, {}, slots=8)
+    config, reason = _changes(svc)[-1]
+    assert config == "square8_2p" and reason.startswith("priority 8.00 -> 24.00")
+    assert {c.config: c.target for c in schedule}["square8_2p"] == 4
+
+    # Backpressure: hex8_2p has 16 games in flight, the tiny preset's bound.
+    for t in range(4):
+        sent(r, tasks[0].__class__("hex8_2p", 0, f"b{t}", 4, None, "tiny", 0, "gpu0"), 600)
+    assert inflight(r, "hex8_2p", 600) == 4
+    tasks, schedule = plan(svc, r, {"gpu0": 2}, slots=8)
+    blocked = {c.config: c.blocked for c in schedule}
+    assert blocked["hex8_2p"] is not None and "bound of 16 games" in blocked["hex8_2p"]
+    assert [t.config for t in tasks] == ["square8_2p", "square8_2p"]
+    assert inflight(r, "hex8_2p", older_than=0) == 0  # entries this old are lost tasks
+
+
+# ----- the feedback loop ----------------------------------------------------------------------
+
+
+def _decided(svc: Service, config: str, generation: int, status: str) -> str:
+    model_id = f"model-{config}-g{generation}"
+    with svc.session() as s:
+        record_artifact(s, ArtifactRef(model_id, "model", f"model/{model_id}", "0" * 64, 1), config)
+        s.add(
+            Model(
+                id=model_id,
+                config=config,
+                generation=generation,
+                architecture="b4c64",
+                encoder_version=1,
+                artifact_id=model_id,
+                status=status,
+            )
+        )
+    return model_id
+
+
+def test_exploration_rises_after_patience_rejections_and_falls_after_a_promotion(
+    svc: Service,
+) -> None:
+    config = "square8_2p"
+    with svc.session() as s:
+        s.add(PipelineState(config=config, preset="tiny"))
+
+    def decide(generation: int, outcome: str) -> int:
+        model_id = _decided(svc, config, generation, outcome)
+        with svc.session() as s:
+            st = s.get(PipelineState, config)
+            assert st is not None
+            adjust_exploration(s, st, TINY, model_id, outcome)
+            return st.exploration
+
+    assert decide(1, "promoted") == 0  # nothing to lower
+    assert decide(2, "rejected") == 0  # one rejection is short of the patience (2)
+    assert decide(3, "rejected") == 1
+    assert decide(4, "rejected") == 1  # a third rejection resets nothing and raises nothing
+    assert decide(5, "rejected") == 2
+    assert decide(6, "promoted") == 1
+    with svc.session() as s:
+        rows = list(s.scalars(select(ScheduleChange).order_by(ScheduleChange.id)))
+    assert [(c.kind, c.exploration) for c in rows] == [
+        ("exploration", 1),
+        ("exploration", 2),
+        ("exploration", 1),
+    ]
+    assert rows[0].reason.startswith("2 candidates rejected in a row (patience 2)")
+    assert rows[2].reason == f"model-{config}-g6 promoted: exploration lowered"
+
+
+def test_each_exploration_level_widens_selfplay() -> None:
+    calm, wild = TINY.selfplay_settings(4, 0), TINY.selfplay_settings(4, 2)
+    assert calm.parallel_games == wild.parallel_games == 4
+    assert calm.exploration == TINY.selfplay.exploration
+    assert wild.exploration == pytest.approx(2 * TINY.selfplay.exploration)
+    assert wild.sample_moves == round(1.5 * TINY.selfplay.sample_moves)
+
+
+def test_ratings_chain_each_promotion_to_the_best_it_beat(svc: Service) -> None:
+    config = "square8_2p"
+    first = _decided(svc, config, 1, "promoted")
+    second = _decided(svc, config, 2, "promoted")
+    with svc.session() as s:
+        matches = ((first, "random", 6), (second, first, 6), (second, "random", 8))
+        for cand, opponent, wins in matches:
+            s.add(
+                EvaluationMatch(
+                    evaluation_id=f"eval-{cand}",
+                    config=config,
+                    candidate_id=cand,
+                    opponent=opponent,
+                    games=8,
+                    wins=wins,
+                    losses=8 - wins,
+                    draws=0,
+                )
+            )
+    with svc.session() as s:
+        ratings = dict(lineage_ratings(s, config))
+        assert s.scalar(select(func.count()).select_from(EvaluationMatch)) == 3
+    assert ratings[first] == pytest.approx(elo_from_score(0.75, 8))
+    assert ratings[second] == pytest.approx(2 * elo_from_score(0.75, 8))
+
+
+# ----- the command ------------------------------------------------------------------------------
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ringrift.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_ringrift_schedule_explains_each_share_without_writing_anything(
+    redis_url: str, tmp_path: Path
+) -> None:
+    env = celery_env(redis_url, tmp_path)
+    env["RINGRIFT_BROKER_URL"] = f"{redis_url}/11"  # no worker listens: no queue, no slot
+    assert _cli(env, "pipeline", "start", "hex8_2p", "--preset", "tiny").returncode == 0
+    weighed = _cli(env, "pipeline", "start", "hex8_2p", "--weight", "2.5", "--preset", "tiny")
+    assert weighed.returncode == 0, weighed.stderr
+    refused = _cli(env, "pipeline", "start", "hex8_2p", "--weight", "0")
+    assert refused.returncode == 2 and "weight must be a number above 0" in refused.stderr
+    shown = _cli(env, "schedule", "--explain")
+    assert shown.returncode == 0, shown.stderr
+    assert "hex8_2p" in shown.stdout
+    assert "priority: weight 2.5 x (2 + 4 x deficit 1.00" in shown.stdout
+    assert "last change: none recorded" in shown.stdout
+    [row] = json.loads(_cli(env, "schedule", "--json").stdout.strip().splitlines()[-1])
+    assert row["config"] == "hex8_2p" and row["priority"] == pytest.approx(20.0)
+    assert row["weight"] == 2.5
+    assert (row["target"], row["wanted"], row["inflight"]) == (0, 0, 0)
+    status = json.loads(_cli(env, "status", "--json").stdout.strip().splitlines()[-1])
+    assert status["schedule_changes"] == []  # looking wrote nothing
+    assert status["configs"][0]["exploration"] == 0
+
+    env["RINGRIFT_BROKER_URL"] = "redis://127.0.0.1:1/0"
+    refused = _cli(env, "schedule")
+    assert refused.returncode == 2 and "does not answer" in refused.stderr
