@@ -28,6 +28,20 @@ def celery_env(redis_url: str, data_dir: Path) -> dict[str, str]:
     return env
 
 
+def run_cli(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``ringrift ARGS...`` as a user runs it, in its own process with ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "ringrift.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def point_app_at(env: dict[str, str]) -> None:
     """Make this test process's Celery app talk to the same broker as the workers.
 

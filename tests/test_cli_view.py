@@ -15,7 +15,7 @@ from rich.console import Console
 from ringrift.cli.progress import rules_check
 from ringrift.cli.view import render_status
 from ringrift.game.checker import run_check
-from tests.celery_harness import REPO, celery_env
+from tests.celery_harness import REPO, celery_env, run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -175,35 +175,24 @@ def test_a_narrow_terminal_still_shows_every_config() -> None:
     assert max(len(line) for line in text.splitlines()) <= 100
 
 
-def _ringrift(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ringrift.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_watch_once_shows_a_started_pipeline(tmp_path: Path) -> None:
     env = celery_env("redis://127.0.0.1:1", tmp_path)  # the ledger alone: no broker needed
-    started = _ringrift(env, "pipeline", "start", "square8_2p", "--preset", "tiny")
+    started = run_cli(env, "pipeline", "start", "square8_2p", "--preset", "tiny")
     assert started.returncode == 0, started.stderr
-    shown = _ringrift(env, "watch", "--once")
+    shown = run_cli(env, "watch", "--once")
     assert shown.returncode == 0, shown.stderr
     assert _row(shown.stdout, "square8_2p")[:5] == ["square8_2p", "yes", "tiny", "0", "selfplay"]
     assert "queues: broker unreachable" in shown.stdout
     assert "Ctrl-C" not in shown.stdout  # one frame: no live caption
 
-    status = _ringrift(env, "status")
+    status = run_cli(env, "status")
     assert status.returncode == 0, status.stderr
     assert _row(status.stdout, "square8_2p") == _row(shown.stdout, "square8_2p")
 
 
 def test_watch_stops_on_ctrl_c_with_status_0(tmp_path: Path) -> None:
     env = celery_env("redis://127.0.0.1:1", tmp_path)
-    assert _ringrift(env, "pipeline", "start", "hex8_2p", "--preset", "tiny").returncode == 0
+    assert run_cli(env, "pipeline", "start", "hex8_2p", "--preset", "tiny").returncode == 0
     proc = subprocess.Popen(
         [sys.executable, "-m", "ringrift.cli", "watch", "--interval", "1"],
         cwd=REPO,

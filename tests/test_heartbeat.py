@@ -16,20 +16,22 @@ import pytest
 import redis
 
 from ringrift.infra.service import Service
-from ringrift.infra.settings import Settings
 from ringrift.pipeline.heartbeat import ALIVE, STARTED, beating, dispatched, holder, record_dispatch
-from ringrift.pipeline.state import CLAIM_PREFIX, group_for, reconcile, release_if_finished
+from ringrift.pipeline.repairs import MATCH_RESENT, STAGE_RESTARTED, repairs
+from ringrift.pipeline.state import (
+    CLAIM_PREFIX,
+    Limits,
+    group_for,
+    reconcile,
+    stage_in_progress,
+)
 from ringrift.store import (
     ArtifactRef,
-    ArtifactStore,
-    LocalCache,
-    make_engine,
-    migrate,
     record_artifact,
-    session_factory,
 )
 from ringrift.store.models import EvaluationMatch, Model, PipelineState, TrainingRun
 from tests.celery_harness import REPO
+from tests.ledger_harness import ledger_service, redis_database
 
 CONFIG = "square8_2p"
 SECONDS = 2  # heartbeat time-out in these tests
@@ -46,26 +48,14 @@ with beating(r, sys.argv[2], int(sys.argv[3]), "test-host"):
 
 @pytest.fixture
 def r(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(f"{redis_url}/9")
-    client.flushdb()  # the session's private Redis; database 9 is this module's
-    yield client
-    client.flushdb()
+    with redis_database(redis_url, 9) as client:  # database 9 is this module's
+        yield client
 
 
 @pytest.fixture
 def svc(tmp_path: Path) -> Iterator[Service]:
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    migrate(url)
-    engine = make_engine(url)
-    store = ArtifactStore(tmp_path / "artifacts")
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=url,
-        artifact_root=store.root,
-        cache_root=tmp_path / "cache",
-    )
-    yield Service(settings, engine, session_factory(engine), store, LocalCache(tmp_path, store))
-    engine.dispose()
+    with ledger_service(tmp_path) as service:
+        yield service
 
 
 def _beat(url: str, member: str) -> subprocess.Popen[str]:
@@ -164,6 +154,7 @@ def test_the_reconciler_sends_again_only_the_match_whose_worker_was_killed(
         assert resend.detail["callback"] == group.callback
         assert r.ttl(CLAIM_PREFIX + due.key) > 500, "the stage claim is held for the new attempt"
         assert reconcile(svc, r, CONFIG) == [], "a lost member is sent again once"
+        assert repairs(r) == {MATCH_RESENT: 1}  # `ringrift health` counts it
     finally:
         assert working.stdin is not None
         working.stdin.close()  # ends normally: its markers are cleared, nothing is lost
@@ -186,7 +177,24 @@ def test_the_reconciler_sends_again_only_the_match_whose_worker_was_killed(
                     draws=0,
                 )
             )
-    release_if_finished(svc, r, due.key)
-    assert not r.exists(CLAIM_PREFIX + due.key) and dispatched(r, due.key) is None
     [decide] = reconcile(svc, r, CONFIG)
     assert decide.stage == "decide" and decide.detail == {"candidate_id": candidate}
+    # ... and the evaluation's slot is free again for another configuration's evaluation
+    assert not r.exists(CLAIM_PREFIX + due.key) and dispatched(r, due.key) is None
+    assert stage_in_progress(r, "evaluate") == 0
+
+
+def test_a_stage_waits_for_its_cap_and_a_lapsed_claim_is_counted_when_restarted(
+    r: redis.Redis, svc: Service
+) -> None:
+    _evaluating(svc)
+    r.set(CLAIM_PREFIX + "hex8_2p:3:evaluate", "another configuration evaluates")
+    assert reconcile(svc, r, CONFIG, Limits(evaluations=1)) == []
+    with svc.session() as s:
+        st = s.get(PipelineState, CONFIG)
+        assert st is not None and st.stage == "evaluate: waits for a slot"
+    [due] = reconcile(svc, r, CONFIG, Limits(evaluations=2))
+    assert due.stage == "evaluate" and repairs(r) == {}
+    r.delete(CLAIM_PREFIX + due.key)  # the claim lapses with nothing done: its tasks were lost
+    [again] = reconcile(svc, r, CONFIG, Limits(evaluations=2))
+    assert again.key == due.key and repairs(r) == {STAGE_RESTARTED: 1}

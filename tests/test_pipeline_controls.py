@@ -9,26 +9,17 @@ import sys
 from pathlib import Path
 
 from ringrift.infra.localredis import LocalRedis
-from tests.celery_harness import REPO, celery_env, worker
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ringrift.cli", "pipeline", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.celery_harness import REPO, celery_env, run_cli, worker
 
 
 def test_the_pipeline_command_starts_stops_and_lists(tmp_path: Path) -> None:
     env = celery_env("redis://127.0.0.1:1", tmp_path)  # the ledger alone: no broker needed
-    empty = _cli(env, "list")
+    empty = run_cli(env, "pipeline", "list")
     assert empty.returncode == 0 and "no pipelines" in empty.stdout
 
-    started = _cli(env, "start", "square8_2p", "--preset", "tiny", "--generations", "2")
+    started = run_cli(
+        env, "pipeline", "start", "square8_2p", "--preset", "tiny", "--generations", "2"
+    )
     assert started.returncode == 0, started.stderr
     assert started.stdout.strip() == (
         "square8_2p: enabled, preset tiny, generation 0 (to 2), stage selfplay, best model none"
@@ -39,12 +30,12 @@ def test_the_pipeline_command_starts_stops_and_lists(tmp_path: Path) -> None:
         (("start", "hex8_2p", "--generations", "0"), "generations must be a whole number"),
         (("stop", "hex8_2p"), "no pipeline for hex8_2p"),
     ):
-        refused = _cli(env, *bad)
+        refused = run_cli(env, "pipeline", *bad)
         assert refused.returncode == 2 and message in refused.stderr, (bad, refused.stderr)
 
-    stopped = _cli(env, "stop", "square8_2p", "--json")
+    stopped = run_cli(env, "pipeline", "stop", "square8_2p", "--json")
     assert json.loads(stopped.stdout)["enabled"] is False
-    listed = json.loads(_cli(env, "list", "--json").stdout)
+    listed = json.loads(run_cli(env, "pipeline", "list", "--json").stdout)
     assert [(r["config"], r["enabled"], r["target_generations"]) for r in listed] == [
         ("square8_2p", False, 2)
     ]

@@ -146,11 +146,13 @@ def test_readme_main_command_end_to_end_without_redis_server(tmp_path: Path) -> 
     for name in (
         "ringrift.export.build_dataset",
         "ringrift.train.train_model",
-        "ringrift.promote.promote_model",
         "ringrift.evaluate.decide",
     ):
         assert done[name] == 2, (name, done)
     assert done["ringrift.evaluate.play_match"] == 5
+    # The last promotion commits generation 2, which ends the loop: its stop may cut that task
+    # short after the commit (the ledger above shows both decisions made exactly once).
+    assert 1 <= done["ringrift.promote.promote_model"] <= 2, done
 
     env["RINGRIFT_BROKER_URL"] = "redis://127.0.0.1:1/0"  # the loop's Redis is gone: no queues
     shown = subprocess.run(

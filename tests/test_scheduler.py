@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,6 @@ import redis
 from sqlalchemy import func, select
 
 from ringrift.infra.service import Service
-from ringrift.infra.settings import Settings
 from ringrift.pipeline.presets import TINY
 from ringrift.pipeline.priority import (
     Signals,
@@ -33,15 +30,11 @@ from ringrift.pipeline.scheduler import inflight, lineage_ratings, plan, sent
 from ringrift.pipeline.state import adjust_exploration
 from ringrift.store import (
     ArtifactRef,
-    ArtifactStore,
-    LocalCache,
-    make_engine,
-    migrate,
     record_artifact,
-    session_factory,
 )
 from ringrift.store.models import EvaluationMatch, Model, PipelineState, ScheduleChange
-from tests.celery_harness import REPO, celery_env
+from tests.celery_harness import celery_env, run_cli
+from tests.ledger_harness import ledger_service, redis_database
 
 # ----- priorities, shares, targets ----------------------------------------------------------------
 
@@ -139,23 +132,14 @@ def test_elo_from_score_is_symmetric_and_finite() -> None:
 
 @pytest.fixture
 def r(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(f"{redis_url}/10")
-    client.flushdb()  # the session's private Redis; database 10 is this module's
-    yield client
-    client.flushdb()
+    with redis_database(redis_url, 10) as client:  # database 10 is this module's
+        yield client
 
 
 @pytest.fixture
 def svc(tmp_path: Path) -> Iterator[Service]:
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    migrate(url)
-    engine = make_engine(url)
-    store = ArtifactStore(tmp_path / "artifacts")
-    settings = Settings(
-        data_dir=tmp_path, database_url=url, artifact_root=store.root, cache_root=tmp_path / "c"
-    )
-    yield Service(settings, engine, session_factory(engine), store, LocalCache(tmp_path, store))
-    engine.dispose()
+    with ledger_service(tmp_path) as service:
+        yield service
 
 
 def _changes(svc: Service) -> list[tuple[str, str]]:
@@ -302,40 +286,29 @@ def test_ratings_chain_each_promotion_to_the_best_it_beat(svc: Service) -> None:
 # ----- the command ------------------------------------------------------------------------------
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ringrift.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_ringrift_schedule_explains_each_share_without_writing_anything(
     redis_url: str, tmp_path: Path
 ) -> None:
     env = celery_env(redis_url, tmp_path)
     env["RINGRIFT_BROKER_URL"] = f"{redis_url}/11"  # no worker listens: no queue, no slot
-    assert _cli(env, "pipeline", "start", "hex8_2p", "--preset", "tiny").returncode == 0
-    weighed = _cli(env, "pipeline", "start", "hex8_2p", "--weight", "2.5", "--preset", "tiny")
+    assert run_cli(env, "pipeline", "start", "hex8_2p", "--preset", "tiny").returncode == 0
+    weighed = run_cli(env, "pipeline", "start", "hex8_2p", "--weight", "2.5", "--preset", "tiny")
     assert weighed.returncode == 0, weighed.stderr
-    refused = _cli(env, "pipeline", "start", "hex8_2p", "--weight", "0")
+    refused = run_cli(env, "pipeline", "start", "hex8_2p", "--weight", "0")
     assert refused.returncode == 2 and "weight must be a number above 0" in refused.stderr
-    shown = _cli(env, "schedule", "--explain")
+    shown = run_cli(env, "schedule", "--explain")
     assert shown.returncode == 0, shown.stderr
     assert "hex8_2p" in shown.stdout
     assert "priority: weight 2.5 x (2 + 4 x deficit 1.00" in shown.stdout
     assert "last change: none recorded" in shown.stdout
-    [row] = json.loads(_cli(env, "schedule", "--json").stdout.strip().splitlines()[-1])
+    [row] = json.loads(run_cli(env, "schedule", "--json").stdout.strip().splitlines()[-1])
     assert row["config"] == "hex8_2p" and row["priority"] == pytest.approx(20.0)
     assert row["weight"] == 2.5
     assert (row["target"], row["wanted"], row["inflight"]) == (0, 0, 0)
-    status = json.loads(_cli(env, "status", "--json").stdout.strip().splitlines()[-1])
+    status = json.loads(run_cli(env, "status", "--json").stdout.strip().splitlines()[-1])
     assert status["schedule_changes"] == []  # looking wrote nothing
     assert status["configs"][0]["exploration"] == 0
 
     env["RINGRIFT_BROKER_URL"] = "redis://127.0.0.1:1/0"
-    refused = _cli(env, "schedule")
+    refused = run_cli(env, "schedule")
     assert refused.returncode == 2 and "does not answer" in refused.stderr

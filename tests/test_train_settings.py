@@ -46,3 +46,23 @@ def test_a_bad_training_setting_is_refused_by_name(
     monkeypatch.setenv("RINGRIFT_TRAIN_LEASE_SECONDS", value)
     with pytest.raises(ValueError, match="RINGRIFT_TRAIN_LEASE_SECONDS"):
         Settings.from_env()
+
+
+def test_scheduler_caps_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("RINGRIFT_DATA_DIR", str(tmp_path))
+    defaults = Settings.from_env()
+    assert (defaults.max_trainings, defaults.eval_share, defaults.task_heartbeat_seconds) == (
+        0,
+        0.5,
+        60,
+    )
+    monkeypatch.setenv("RINGRIFT_MAX_TRAININGS", "3")
+    monkeypatch.setenv("RINGRIFT_EVAL_SHARE", "0.25")
+    s = Settings.from_env()
+    assert (s.max_trainings, s.eval_share) == (3, 0.25)
+    for name, bad in (("RINGRIFT_EVAL_SHARE", "0"), ("RINGRIFT_EVAL_SHARE", "1.5")):
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(ValueError, match=name):
+            Settings.from_env()

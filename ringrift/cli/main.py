@@ -208,6 +208,41 @@ def bench_selfplay(
     return 0
 
 
+@bench.command(
+    "cluster",
+    help="the scheduler under load on this machine: N workers (N-1 GPU queues and a cpu one) "
+    "and beat run every chosen configuration for M minutes in a fresh data dir; reports tasks "
+    "per hour, the GPU workers' idle share, tick times, duplicates and configurations advanced",
+    short_help="the scheduler under load: workers, beat and M minutes",
+)
+@click.option("--configs", default="all", help="all, or C1,C2,... (default all)")
+@click.option("--workers", type=int, default=6, help="N-1 GPU workers and one cpu (default 6)")
+@click.option("--minutes", type=float, default=20.0, help="how long to measure (default 20)")
+@click.option("--preset", default="tiny", help="tiny (default) or default")
+@click.option("--tick-seconds", type=float, default=2.0, help="the beat's tick (default 2)")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="a new or empty folder (default: a temporary one, kept with the logs)",
+)
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+def bench_cluster(
+    configs: str,
+    workers: int,
+    minutes: float,
+    preset: str,
+    tick_seconds: float,
+    data_dir: Path | None,
+    as_json: bool,
+) -> int:
+    from ringrift.cli.bench_cluster import run_bench
+
+    return run_bench(
+        configs, workers, minutes, preset, tick_seconds, data_dir=data_dir, as_json=as_json
+    )
+
+
 # --- loop, status, watch ----------------------------------------------------------------------
 
 
@@ -306,6 +341,26 @@ def schedule(explain: bool, as_json: bool) -> int:
         return 0
     stdout_console().print(schedule_table(rows, explain=explain))
     return 0
+
+
+@cli.command(
+    "health",
+    help="is the service well: workers, beat, queues, long tasks, expired leases, disk, "
+    "ledger and broker; one line per problem, exit status 1 if there is any",
+    short_help="is the service well (exit status 1 if not)",
+)
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+def health(as_json: bool) -> int:
+    from ringrift.celery import app
+    from ringrift.cli.health import check, summary_lines
+    from ringrift.infra.service import current, redis_client
+
+    report = check(current(), app, redis_client())
+    if as_json:
+        print(json.dumps(report))
+    else:
+        print("\n".join(summary_lines(report)))
+    return 1 if report["problems"] else 0
 
 
 # --- pipeline ---------------------------------------------------------------------------------

@@ -17,8 +17,6 @@ from rich.progress import (
 )
 from rich.table import Column
 
-from ringrift.game.checker import CheckResult
-
 
 def stderr_progress() -> Progress:
     """A bar (or a spinner while the total is unknown) that vanishes when done; a no-op unless
@@ -42,39 +40,6 @@ def stderr_progress() -> Progress:
     )
 
 
-def check_with_progress(paths: list[str], skip_file: str | None, progress: Progress) -> CheckResult:
-    """``ringrift.game.checker.check`` with one bar over the cases: the fixtures are read first
-    (so the bar knows its total), then each case runs and is filed exactly as ``check`` files
-    it."""
-    from ringrift.game.checker import Mismatch, discover, load_skips
-    from ringrift.game.errors import RingRiftError
-
-    skips = load_skips(skip_file)
-    task = progress.add_task("reading fixtures", total=None, current="")
-    cases = list(discover(paths))
-    progress.update(task, description="checking", total=len(cases))
-    res = CheckResult([], [], [], [])
-    for case in cases:
-        progress.update(task, current=case.id)
-        try:
-            case.run()
-            error = None
-        except (Mismatch, RingRiftError) as e:
-            error = str(e)
-        except Exception as e:  # an engine bug must show as a failure, not a crash
-            error = f"{type(e).__name__}: {e}"
-        if case.id in skips:
-            res.skipped.append((case.id, skips[case.id]))
-            if error is None:
-                res.stale_skips.append(case.id)
-        elif error is None:
-            res.passed.append(case.id)
-        else:
-            res.failed.append((case.id, error))
-        progress.advance(task)
-    return res
-
-
 def rules_check(
     paths: list[str],
     skip_file: str | None = None,
@@ -84,22 +49,23 @@ def rules_check(
 ) -> int:
     """``ringrift rules check``: ``run_check``'s output and exit status, with a bar on stderr
     while the cases run (by default when stderr is a terminal)."""
-    from ringrift.game.checker import run_check
+    from ringrift.game.checker import check, print_report, run_check
 
     if show_progress is None:
         show_progress = sys.stderr.isatty()
     if not show_progress:
         return run_check(paths, skip_file=skip_file, verbose=verbose)
     with stderr_progress() as progress:
-        res = check_with_progress(paths, skip_file, progress)
-    for cid, err in res.failed:
-        print(f"FAIL {cid}: {err}")
-    if verbose:
-        for cid in res.passed:
-            print(f"ok   {cid}")
-        for cid, why in res.skipped:
-            print(f"skip {cid}: {why}")
-    for cid in res.stale_skips:
-        print(f"note: skipped case {cid} passes now; its skip entry can go")
-    print(f"{len(res.passed)} passed, {len(res.failed)} failed, {len(res.skipped)} skipped")
-    return 0 if not res.failed else 1
+        task = progress.add_task("reading fixtures", total=None, current="")
+        seen = 0
+
+        def total(n: int) -> None:
+            progress.update(task, description="checking", total=n)
+
+        def case(case_id: str) -> None:
+            nonlocal seen
+            progress.update(task, completed=seen, current=case_id)
+            seen += 1
+
+        res = check(paths, skip_file, on_total=total, on_case=case)
+    return print_report(res, verbose)  # after the bar is gone, on stdout

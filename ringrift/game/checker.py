@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -490,10 +490,24 @@ class CheckResult:
     stale_skips: list[str]  # skipped cases that pass now
 
 
-def check(paths: list[str], skip_file: str | None = None) -> CheckResult:
+def check(
+    paths: list[str],
+    skip_file: str | None = None,
+    *,
+    on_total: Callable[[int], None] | None = None,
+    on_case: Callable[[str], None] | None = None,
+) -> CheckResult:
+    """Run every case under ``paths``. ``on_total`` (given: every fixture is read first) hears
+    how many cases there are; ``on_case`` hears each case's id before it runs (progress)."""
     skips = load_skips(skip_file)
     res = CheckResult([], [], [], [])
-    for case in discover(paths):
+    cases: Iterable[Case] = discover(paths)
+    if on_total is not None:
+        cases = list(cases)
+        on_total(len(cases))
+    for case in cases:
+        if on_case is not None:
+            on_case(case.id)
         try:
             case.run()
             error = None
@@ -513,7 +527,12 @@ def check(paths: list[str], skip_file: str | None = None) -> CheckResult:
 
 
 def run_check(paths: list[str], skip_file: str | None = None, verbose: bool = False) -> int:
-    res = check(paths, skip_file)
+    return print_report(check(paths, skip_file), verbose)
+
+
+def print_report(res: CheckResult, verbose: bool = False) -> int:
+    """Print a check's failures (every case with ``verbose``) and its summary line; returns
+    the exit status: 0 only if nothing failed."""
     for cid, err in res.failed:
         print(f"FAIL {cid}: {err}")
     if verbose:

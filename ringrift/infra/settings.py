@@ -38,6 +38,8 @@ class Settings:
     train_segment_seconds: int = 1800
     train_ranks: int = 1  # >1: each training segment runs as DDP on this many processes
     task_heartbeat_seconds: int = 60  # a group member silent this long lost its worker
+    max_trainings: int = 0  # trainings at once over all configurations (0: one per GPU queue)
+    eval_share: float = 0.5  # the share of GPU queues evaluations may hold at once
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -67,7 +69,23 @@ class Settings:
             train_segment_seconds=_env_positive("RINGRIFT_TRAIN_SEGMENT_SECONDS", 1800),
             train_ranks=_env_positive("RINGRIFT_TRAIN_RANKS", 1),
             task_heartbeat_seconds=_env_positive("RINGRIFT_TASK_HEARTBEAT_SECONDS", 60),
+            max_trainings=_env_positive("RINGRIFT_MAX_TRAININGS", 0),  # unset: 0, no number
+            eval_share=_env_share("RINGRIFT_EVAL_SHARE", 0.5),
         )
+
+
+def _env_share(name: str, default: float) -> float:
+    """A share between 0 (excluded) and 1 from the environment."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if not 0 < value <= 1:
+        raise ValueError(f"{name} must be above 0 and at most 1, got {value}")
+    return value
 
 
 def _env_positive(name: str, default: int) -> int:

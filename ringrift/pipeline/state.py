@@ -16,6 +16,7 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -37,6 +38,7 @@ from ringrift.pipeline.heartbeat import (
     take_over,
 )
 from ringrift.pipeline.presets import Preset, preset
+from ringrift.pipeline.repairs import MATCH_RESENT, SHARD_COLLECTED, STAGE_RESTARTED, count
 from ringrift.store import ingest_games
 from ringrift.store.db import insert_ignoring_duplicates
 from ringrift.store.models import (
@@ -52,6 +54,8 @@ from ringrift.store.models import (
 
 log = logging.getLogger(__name__)
 CLAIM_PREFIX = "ringrift:claim:"
+STAGE_STARTED = "ringrift:stage-started:"  # + stage key: it was started once (a second is a repair)
+STAGE_STARTED_SECONDS = 30 * 24 * 3600
 FIXED_OPPONENTS = ("random", "heuristic")
 
 
@@ -232,6 +236,14 @@ def ingest_shard(svc: Service, s: Session, artifact: Artifact) -> int:
     return ingest_games(s, shard_game_rows(artifact, games, header.generation, header.model_id))
 
 
+ORPHAN_SHARD_SECONDS = 120  # a shard uncollected this long lost its chained collect
+
+
+def _aware(at: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they are UTC."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def uncollected_shards(s: Session, config: str) -> list[Artifact]:
     """Stored shards of ``config`` whose games are not in the ledger yet (a selfplay task that
     died between storing its shard and ingesting it)."""
@@ -402,7 +414,7 @@ def group_for(due: Due) -> Dispatch:
     raise ServiceError(f"stage {due.stage!r} is not sent as a group")
 
 
-def _plan(svc: Service, config: str) -> tuple[str | None, Due | None]:
+def _plan(svc: Service, r: redis.Redis, config: str) -> tuple[str | None, Due | None]:
     """The stage ``config`` is in and the task it needs, from the ledger as it is now.
 
     Cheap, idempotent repairs happen on the way: finished shards are ingested and the training
@@ -423,6 +435,9 @@ def _plan(svc: Service, config: str) -> tuple[str | None, Due | None]:
                 log.error("%s: shard %s cannot be collected: %s", config, artifact.id, e)
                 continue
             log.info("%s g%d: collected %d games from %s", config, k, n, artifact.id)
+            age = (utcnow() - _aware(artifact.created_at)).total_seconds()
+            if age > ORPHAN_SHARD_SECONDS:  # its own collect should have run long ago
+                count(r, SHARD_COLLECTED)
         s.flush()
         dataset = s.get(Artifact, dataset_name(config, k))
         if dataset is None:
@@ -485,7 +500,24 @@ def _record_stage(svc: Service, config: str, stage: str) -> None:
         )
 
 
-def reconcile(svc: Service, r: redis.Redis, config: str) -> list[Due]:
+@dataclass(frozen=True)
+class Limits:
+    """Caps over all configurations: trainings at once, evaluations at once (None: no cap).
+    ``tasks.pipeline`` sets them from the live GPU queues."""
+
+    trainings: int | None = None
+    evaluations: int | None = None
+
+    def of(self, stage: str) -> int | None:
+        return {"train": self.trainings, "evaluate": self.evaluations}.get(stage)
+
+
+def stage_in_progress(r: redis.Redis, stage: str) -> int:
+    """How many configurations hold ``stage``'s claim now, all configurations together."""
+    return sum(1 for _ in r.scan_iter(f"{CLAIM_PREFIX}*:{stage}", count=1000))
+
+
+def reconcile(svc: Service, r: redis.Redis, config: str, limits: Limits | None = None) -> list[Due]:
     """What ``config`` needs started now, each item already claimed.
 
     The claim comes first and the ledger is read again after it: a task that finishes a stage
@@ -493,19 +525,31 @@ def reconcile(svc: Service, r: redis.Redis, config: str) -> list[Due]:
     finished work and starts nothing twice. While the claim is held, members of the stage's
     group whose worker died are sent again (``resend``).
     """
-    stage, due = _plan(svc, config)
+    stage, due = _plan(svc, r, config)
     if stage is not None:
         _record_stage(svc, config, stage)
     if due is None:
         return []
     p = preset(due.detail.get("preset") or _preset_name(svc, config))
     release_if_finished(svc, r, due.key)
+    if due.stage != "evaluate":  # an evaluation whose matches are all in frees its slot
+        release_if_finished(svc, r, f"{config}:{due.generation}:evaluate")
+    cap = (limits or Limits()).of(due.stage)
+    held = r.exists(CLAIM_PREFIX + due.key)
+    if cap is not None and not held and stage_in_progress(r, due.stage) >= cap:
+        _record_stage(svc, config, f"{due.stage}: waits for a slot")
+        return []
+    restarted = r.exists(STAGE_STARTED + due.key)
     if not claim(r, due.key, p.claim_seconds):
         return _resend_lost(svc, r, due, p.claim_seconds)
-    _, again = _plan(svc, config)
+    _, again = _plan(svc, r, config)
     if again is None or again.key != due.key:
         release(r, due.key)
         return []
+    if restarted:
+        log.warning("%s: %s started again (its claim lapsed)", config, due.key)
+        count(r, STAGE_RESTARTED)
+    r.set(STAGE_STARTED + due.key, 1, ex=STAGE_STARTED_SECONDS)
     return [again]
 
 
@@ -553,6 +597,7 @@ def _resend_lost(svc: Service, r: redis.Redis, due: Due, seconds: int) -> list[D
     record_dispatch(r, due.key, group, seconds)
     for m in lost:
         log.warning("%s: %s lost its worker; sending it again", due.config, m.id)
+    count(r, MATCH_RESENT, len(lost))
     resend = dict(group.__dict__, members=lost, seconds=seconds)
     return [Due("resend", due.config, due.generation, resend)]
 

@@ -19,7 +19,13 @@ from ringrift.game import GameConfig
 from ringrift.infra.service import Service, current, redis_client
 from ringrift.pipeline.heartbeat import beating
 from ringrift.pipeline.presets import preset
-from ringrift.pipeline.state import check_config, evaluation_name, match_name
+from ringrift.pipeline.state import (
+    check_config,
+    check_generation,
+    evaluation_name,
+    match_name,
+    release_if_finished,
+)
 from ringrift.store.db import insert_ignoring_duplicates
 from ringrift.store.models import EvaluationMatch, Model
 from ringrift.tasks.common import model_evaluator
@@ -125,6 +131,8 @@ def decide(
     results: list[dict[str, Any]], config: str, generation: int, candidate_id: str
 ) -> dict[str, Any]:
     check_config(config)
+    check_generation(generation)
+    release_if_finished(current(), redis_client(), f"{config}:{generation}:evaluate")
     from ringrift.tasks.pipeline import advance
 
     advance(config)  # all matches recorded: the reconciler claims and starts the decision

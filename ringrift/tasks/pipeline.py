@@ -8,6 +8,7 @@ shell): ``start_pipeline(config, preset="default", generations=None)``,
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from celery import chain, chord
@@ -16,13 +17,15 @@ from celery.utils.log import get_task_logger
 from sqlalchemy import select
 
 from ringrift.celery import app
-from ringrift.infra.queues import backlog, pick, queue_consumers
+from ringrift.infra.queues import backlog, gpu_queues, pick, queue_consumers
 from ringrift.infra.service import current, redis_client
 from ringrift.pipeline.heartbeat import Dispatch, record_dispatch
 from ringrift.pipeline.presets import preset
+from ringrift.pipeline.repairs import beat
 from ringrift.pipeline.scheduler import plan, sent
 from ringrift.pipeline.state import (
     Due,
+    Limits,
     claim,
     disable_pipeline,
     enable_pipeline,
@@ -83,10 +86,21 @@ def start(due: Due) -> None:
     log.info("%s g%d: started %s %s", due.config, due.generation, due.stage, d)
 
 
+def limits() -> Limits:
+    """The stage caps for the queues live now: ``RINGRIFT_MAX_TRAININGS`` trainings at once
+    (default: one per GPU queue), and evaluations on at most ``RINGRIFT_EVAL_SHARE`` of the GPU
+    queues (default 0.5; an evaluation plays up to three matches at once), at least one each."""
+    settings = current().settings
+    gpus = len(gpu_queues(app)) or 1
+    trainings = settings.max_trainings or gpus
+    evaluations = max(1, math.floor(settings.eval_share * gpus / 3))
+    return Limits(trainings=trainings, evaluations=evaluations)
+
+
 def advance(config: str) -> list[str]:
     """Start whatever is due for ``config`` now; returns the started stages."""
     started = []
-    for due in reconcile(current(), redis_client(), config):
+    for due in reconcile(current(), redis_client(), config, limits()):
         start(due)
         started.append(due.stage)
     return started
@@ -129,6 +143,7 @@ def tick() -> dict[str, Any]:
     svc = current()
     with svc.session() as s:
         configs = list(s.scalars(select(PipelineState.config).where(PipelineState.enabled)))
+    beat(redis_client())  # `ringrift health`: the beat is alive
     started = {config: advance(config) for config in configs}
     return {"started": started, "selfplay": feed_selfplay()}
 
@@ -144,6 +159,9 @@ def feed_selfplay() -> dict[str, int]:
         return {}
     try:
         consumers = queue_consumers(app)
+        tick_queue = app.conf.beat_schedule["pipeline-tick"]["options"]["queue"]
+        if len(consumers) > 1:  # selfplay stays off the ticks' queue, or ticks wait behind it
+            consumers.pop(tick_queue, None)
         free = {q: max(0, n - backlog(app, q)) for q, n in consumers.items()}
         tasks, _ = plan(current(), r, free, slots=2 * sum(consumers.values()))
         counts: dict[str, int] = {}

@@ -1,0 +1,41 @@
+"""A service on a fresh SQLite ledger and folder store, and a private Redis database, for tests
+that drive the pipeline's logic in this process (no worker)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+from ringrift.infra.service import Service
+from ringrift.infra.settings import Settings
+from ringrift.store import ArtifactStore, LocalCache, make_engine, migrate, session_factory
+
+
+@contextmanager
+def ledger_service(folder: Path) -> Iterator[Service]:
+    """A ``Service`` whose ledger, store and cache live in ``folder``."""
+    url = f"sqlite:///{folder / 'ledger.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    store = ArtifactStore(folder / "artifacts")
+    settings = Settings(
+        data_dir=folder, database_url=url, artifact_root=store.root, cache_root=folder / "cache"
+    )
+    try:
+        yield Service(settings, engine, session_factory(engine), store, LocalCache(folder, store))
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def redis_database(redis_url: str, db: int) -> Iterator[redis.Redis]:
+    """Database ``db`` of the session's private Redis, empty before and after."""
+    client = redis.Redis.from_url(f"{redis_url}/{db}")
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
