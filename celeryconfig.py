@@ -40,7 +40,10 @@ worker_send_task_events = True
 task_send_sent_event = True
 
 # Unacked tasks are redelivered after 2 h; must exceed the longest task or it runs twice.
-broker_transport_options = {"visibility_timeout": 7200}
+# Each queue is one Redis list per priority step; a worker serves step 0 first (Redis runs
+# priorities backwards), so the stages a generation waits on overtake waiting selfplay, which is
+# sent at the last step (ringrift/infra/queues.py).
+broker_transport_options = {"visibility_timeout": 7200, "priority_steps": [0, 3, 6, 9]}
 result_backend_transport_options = {"visibility_timeout": 7200}
 
 # Drop stored results after one day.

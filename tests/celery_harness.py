@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from ringrift.celery import app
@@ -54,71 +54,40 @@ def point_app_at(env: dict[str, str]) -> None:
 
 
 @contextmanager
+def _celery(
+    env: dict[str, str], args: list[str], log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``celery -A ringrift ARGS...`` in its own session, logging to ``log_path``; stopped by
+    pid afterwards (a warm shutdown first)."""
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "ringrift", *args],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    try:
+        yield proc
+    finally:
+        stop_process_group(proc)
+
+
 def worker(
     env: dict[str, str], queues: str, name: str, log_dir: Path, concurrency: int = 1
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A `celery -A ringrift worker` process consuming ``queues``; killed by pid afterwards."""
-    log = open(log_dir / f"worker-{name}.log", "ab")  # noqa: SIM115 - owned by the process
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "ringrift",
-            "worker",
-            "-Q",
-            queues,
-            "-c",
-            str(concurrency),
-            "-n",
-            f"{name}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "INFO",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
-    try:
-        yield proc
-    finally:
-        stop_process_group(proc)
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """A `celery -A ringrift worker` process consuming ``queues``."""
+    args = ["worker", "-Q", queues, "-c", str(concurrency), "-n", f"{name}@%h"]
+    args += ["--without-gossip", "--without-mingle", "--loglevel", "INFO"]
+    return _celery(env, args, log_dir / f"worker-{name}.log")
 
 
-@contextmanager
-def beat(env: dict[str, str], log_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`celery -A ringrift beat` with its schedule file in ``log_dir``; killed by pid after."""
-    log = open(log_dir / "beat.log", "ab")  # noqa: SIM115 - owned by the process
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "ringrift",
-            "beat",
-            "-s",
-            str(log_dir / "beat-schedule"),
-            "--loglevel",
-            "INFO",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
-    try:
-        yield proc
-    finally:
-        stop_process_group(proc)
+def beat(env: dict[str, str], log_dir: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """`celery -A ringrift beat` with its schedule file in ``log_dir``."""
+    args = ["beat", "-s", str(log_dir / "beat-schedule"), "--loglevel", "INFO"]
+    return _celery(env, args, log_dir / "beat.log")
 
 
 def wait_for_worker(queue: str, timeout: float = 60.0) -> dict[str, object]:
@@ -133,3 +102,27 @@ def wait_for_worker(queue: str, timeout: float = 60.0) -> dict[str, object]:
             return answer
         time.sleep(0.1)
     raise TimeoutError(f"no worker answered on queue {queue} within {timeout} s")
+
+
+def waiting_collects(broker_url: str, queues: list[str]) -> set[str]:
+    """The shards whose chained ``collect`` waits in ``queues`` (any priority): a selfplay task
+    that finished while its worker shut down queues its collect for the next worker."""
+    import base64
+    import json
+
+    import redis
+
+    from ringrift.infra.queues import queue_keys
+
+    r = redis.Redis.from_url(broker_url)
+    shards = set()
+    for queue in queues:
+        for key in queue_keys(app, queue):
+            for raw in r.lrange(key, 0, -1):
+                message = json.loads(raw)
+                if message["headers"].get("task") != "ringrift.sync.collect":
+                    continue
+                args = json.loads(base64.b64decode(message["body"]))[0]
+                results = args[0] if isinstance(args[0], list) else [args[0]]
+                shards |= {res["artifact_id"] for res in results if "artifact_id" in res}
+    return shards

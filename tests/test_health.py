@@ -53,6 +53,11 @@ def test_health_reports_each_problem_and_the_repairs(redis_url: str, tmp_path: P
     hour_ago = json.dumps({"host": "east", "pid": 1, "at": time.time() - 3600})
     r.set("ringrift:alive:shard-square8_2p-g0-bdead-00", hour_ago, ex=60)
     r.lpush("gpu7", "a message nobody will read")
+    r.lpush("gpu6\x06\x169", "a selfplay message (lowest priority) nobody will read")
+    # training segments are bound by the segment budget (30 min) and the lease, not the claim
+    for run, minutes in (("run-square8_2p-g0", 20), ("run-hex8_2p-g0", 40)):
+        began = json.dumps({"host": "west", "pid": 2, "at": time.time() - 60 * minutes})
+        r.set(f"ringrift:alive:{run}/segment", began, ex=60)
     count(r, MATCH_RESENT)
 
     with worker(env, "gpu0", "health", tmp_path):
@@ -69,10 +74,18 @@ def test_health_reports_each_problem_and_the_repairs(redis_url: str, tmp_path: P
         assert "beat: no worker consumes cpu, where its ticks go" in problems
         assert "queue gpu7: 1 tasks wait and no worker consumes it" in problems
         assert "task shard-square8_2p-g0-bdead-00: running 60 min on east" in problems
+        assert "queue gpu6: 1 tasks wait and no worker consumes it" in problems
+        assert (
+            "task run-hex8_2p-g0/segment: running 40 min on west (its stage's bound is 32 min)"
+            in problems
+        )
+        assert "task run-square8_2p-g0/segment" not in problems  # listed as running only
+        assert "running: run-square8_2p-g0/segment on west for 12" in problems
         assert "training run-square8_2p-g0: its lease expired at step 40" in problems
 
         beat(r)  # the tick ran just now
-        r.delete("gpu7", "ringrift:alive:shard-square8_2p-g0-bdead-00")
+        r.delete("gpu7", "gpu6\x06\x169", "ringrift:alive:shard-square8_2p-g0-bdead-00")
+        r.delete("ringrift:alive:run-hex8_2p-g0/segment")
         report = json.loads(run_cli(env, "health", "--json").stdout.strip().splitlines()[-1])
     assert report["broker"] == "ok" and report["ledger"] == "ok"
     assert [q for qs in report["workers"].values() for q in qs] == ["gpu0"]
@@ -81,3 +94,4 @@ def test_health_reports_each_problem_and_the_repairs(redis_url: str, tmp_path: P
     assert report["expired_leases"] == ["run-square8_2p-g0"]
     assert not any(p.startswith("beat: no tick") for p in report["problems"])
     assert not any("gpu7" in p or "bdead" in p for p in report["problems"])
+    assert not any("gpu6" in p or "segment" in p for p in report["problems"])

@@ -14,13 +14,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ringrift.ai.selfplay import read_shard
+from ringrift.pipeline.state import ORPHAN_SHARD_SECONDS
 from ringrift.store import migrate
 from ringrift.store.db import database_url, make_engine, session_factory
 from ringrift.store.models import (
@@ -150,9 +152,9 @@ def test_readme_main_command_end_to_end_without_redis_server(tmp_path: Path) -> 
     ):
         assert done[name] == 2, (name, done)
     assert done["ringrift.evaluate.play_match"] == 5
-    # The last promotion commits generation 2, which ends the loop: its stop may cut that task
-    # short after the commit (the ledger above shows both decisions made exactly once).
-    assert 1 <= done["ringrift.promote.promote_model"] <= 2, done
+    # The last promotion commits generation 2, which ends the loop; the loop's stop is a warm
+    # shutdown, so that task still finishes and is logged.
+    assert done["ringrift.promote.promote_model"] == 2, done
 
     env["RINGRIFT_BROKER_URL"] = "redis://127.0.0.1:1/0"  # the loop's Redis is gone: no queues
     shown = subprocess.run(
@@ -223,6 +225,10 @@ def test_beat_reconciler_recovers_a_lost_chord_callback(
     assert lost.id  # the callback's own id: nobody will ever see it run
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Game)) == 0
+        # the tick leaves a young shard to its own collect; these were lost long ago
+        long_ago = datetime.now(UTC) - timedelta(seconds=ORPHAN_SHARD_SECONDS + 60)
+        s.execute(update(Artifact).where(Artifact.kind == "shard").values(created_at=long_ago))
+        s.commit()
 
     with beat(env, tmp_path), worker(env, "gpu0,cpu", "second", tmp_path):
         deadline = time.monotonic() + 240

@@ -15,7 +15,7 @@ import redis
 from sqlalchemy import func, select
 
 from ringrift.infra.service import Service
-from ringrift.pipeline.presets import TINY
+from ringrift.pipeline.presets import TINY, preset
 from ringrift.pipeline.priority import (
     Signals,
     allocate,
@@ -194,6 +194,25 @@ def test_a_tick_plans_selfplay_by_share_records_changes_once_and_honours_backpre
     assert blocked["hex8_2p"] is not None and "bound of 16 games" in blocked["hex8_2p"]
     assert [t.config for t in tasks] == ["square8_2p", "square8_2p"]
     assert inflight(r, "hex8_2p", older_than=0) == 0  # entries this old are lost tasks
+
+
+def test_the_big_boards_get_their_own_numbers_from_the_preset(
+    r: redis.Redis, svc: Service
+) -> None:
+    big, small = preset("tiny", "square19_2p"), preset("tiny", "square8_2p")
+    assert small == TINY and preset("tiny", "hexagonal_4p") == big
+    assert (big.games_per_generation, big.games_per_task, big.eval_games) == (4, 2, 4)
+    assert big.eval_search.simulations < TINY.eval_search.simulations
+    assert preset("default", "square19_2p") == preset("default")
+
+    with svc.session() as s:
+        s.add(PipelineState(config="square19_2p", preset="tiny"))
+    tasks, schedule = plan(svc, r, {"gpu0": 6}, slots=6)
+    assert [t.games for t in tasks] == [2] * 4  # backpressure: 8 unexported games at most
+    for task in tasks:
+        sent(r, task, big.claim_seconds)
+    tasks, schedule = plan(svc, r, {"gpu0": 6}, slots=6)
+    assert tasks == [] and "bound of 8 games" in str(schedule[0].blocked)
 
 
 # ----- the feedback loop ----------------------------------------------------------------------

@@ -45,10 +45,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from ringrift.cli.loop import Children, _say
+from ringrift.cli.loop import Children, _say, prepare_broker, start_broker
 from ringrift.errors import StartupError
 from ringrift.infra.localredis import LocalRedis
-from ringrift.infra.preflight import check_broker, check_database, writable_data_dir
+from ringrift.infra.preflight import writable_data_dir
 from ringrift.infra.stopsignals import StopRequested, StopSignals
 
 PROGRESS_S = 30.0  # a progress line this often
@@ -444,7 +444,7 @@ def _ledger_snapshot(r: Any, configs: Sequence[str]) -> dict[str, dict[str, Any]
             st = s.get(PipelineState, config)
             if st is None:
                 continue
-            p = preset(st.preset)
+            p = preset(st.preset, config)
             new = game_count(s, config) - st.last_export_game_count
             flying = int(r.zcount(INFLIGHT + config, time.time() - p.claim_seconds, "+inf"))
             room = math.ceil((p.max_unexported_games - new) / p.games_per_task) - flying
@@ -485,10 +485,13 @@ def _disable(configs: Sequence[str]) -> None:
 
 def _queued(r: Any, queues: Iterable[str], names: Iterable[str]) -> int:
     """Messages for tasks named ``names`` waiting in ``queues``."""
+    from ringrift.celery import app
+    from ringrift.infra.queues import queue_keys
+
     wanted = set(names)
     n = 0
-    for q in queues:
-        for raw in r.lrange(q, 0, -1):
+    for key in (k for q in queues for k in queue_keys(app, q)):  # every priority's list
+        for raw in r.lrange(key, 0, -1):
             with contextlib.suppress(ValueError, TypeError, AttributeError):
                 if json.loads(raw).get("headers", {}).get("task") in wanted:
                     n += 1
@@ -662,7 +665,6 @@ def run_bench(
     """Run and measure; returns the exit status (0 measured, 1 a child died, 128+N on signal
     N); a command that cannot start raises ``StartupError`` or ``ValueError``."""
     from ringrift.pipeline.presets import preset
-    from ringrift.store.db import database_url
 
     configs = parse_configs(configs_spec)
     preset(preset_name)
@@ -709,18 +711,11 @@ def run_bench(
                 server.kill()
 
         try:
-            check_database(database_url(data))
-            if external_broker:
-                check_broker(external_broker)
-            else:
-                server = LocalRedis(data / "redis")
-                url = server.start()
-                assert server.proc is not None and server.binary is not None
+            server = prepare_broker(data)
+            if server is not None:
+                broker = start_broker(server, out)
+                assert server.proc is not None
                 child_pids.append(server.proc.pid)
-                broker = f"{url}/0"
-                os.environ["RINGRIFT_BROKER_URL"] = broker
-                os.environ["RINGRIFT_RESULT_BACKEND"] = f"{url}/1"
-                _say(f"broker: {broker}, a private server ({server.binary.origin})", out)
             import redis
 
             r = redis.Redis.from_url(broker, socket_timeout=10)
@@ -730,29 +725,9 @@ def run_bench(
             env["RINGRIFT_TORCH_THREADS"] = "1"
             env["RINGRIFT_TICK_SECONDS"] = f"{tick_seconds:g}"
             for q in queues:
-                pool.spawn(
-                    [
-                        "worker",
-                        "-Q",
-                        q,
-                        "-c",
-                        "1",
-                        "-n",
-                        f"{q}@%h",
-                        "--without-gossip",
-                        "--without-mingle",
-                        "--loglevel",
-                        "INFO",
-                    ],
-                    worker_logs[q],
-                    env,
-                )
+                pool.spawn_worker(q, logs, env)
                 child_pids.append(pool.procs[-1].pid)
-            beat.spawn(
-                ["beat", "--loglevel", "INFO", "-s", str(data / "beat-schedule")],
-                logs / "beat.log",
-                env,
-            )
+            beat.spawn_beat(data, logs, env)
             child_pids.append(beat.procs[-1].pid)
             _say(
                 f"started {len(gpu_queues)} GPU workers ({', '.join(gpu_queues)}), a cpu "

@@ -10,6 +10,7 @@ tick repaired. ``check`` returns the report; the command exits 1 when ``problems
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -18,15 +19,18 @@ from typing import Any
 import redis
 from sqlalchemy import select, text
 
+from ringrift.infra.queues import backlogs, queue_of_key
 from ringrift.infra.service import Service
 from ringrift.pipeline.heartbeat import ALIVE
 from ringrift.pipeline.presets import preset
 from ringrift.pipeline.repairs import BEAT_KEY, repairs
 from ringrift.store.models import PipelineState, TrainingRun
+from workers.runtime import DIRECT_SUFFIX
 
 MIN_FREE_BYTES = 1 << 30  # less free disk than this (or 5%) is a problem
 MIN_FREE_SHARE = 0.05
 BEAT_LATE_TICKS = 3  # the beat is late after this many tick intervals without a tick
+SERVICE_QUEUE = re.compile(r"gpu\d+|cpu")
 QUEUE_BOUND = 100  # a queue deeper than this is a problem: work piles up faster than it goes
 
 
@@ -40,8 +44,8 @@ def _disk(path: Path) -> dict[str, Any]:
 
 def _config_of(member: str) -> str | None:
     """The configuration a heartbeat's member id names (``shard-<config>-g..``,
-    ``eval-model-<config>-g..``)."""
-    for prefix in ("shard-", "eval-model-"):
+    ``eval-model-<config>-g..``, ``run-<config>-g../segment``)."""
+    for prefix in ("shard-", "eval-model-", "run-"):
         if member.startswith(prefix):
             return member.removeprefix(prefix).split("-g", 1)[0]
     return None
@@ -72,7 +76,7 @@ def check(svc: Service, app: Any, r: redis.Redis) -> dict[str, Any]:
 
     replies = app.control.inspect(timeout=1.0).active_queues() or {}
     workers = {
-        node: sorted(q["name"] for q in queues if not q["name"].endswith(".dq2"))
+        node: sorted(q["name"] for q in queues if not q["name"].endswith(DIRECT_SUFFIX))
         for node, queues in sorted(replies.items())
     }
     report["workers"] = workers
@@ -99,14 +103,14 @@ def check(svc: Service, app: Any, r: redis.Redis) -> dict[str, Any]:
 
     with app.connection_for_write() as conn:
         client = conn.default_channel.client
-        waiting = {  # the service's queues (gpuN, cpu) holding messages, consumed or not
-            k.decode() if isinstance(k, bytes) else str(k)
-            for pattern in ("gpu[0-9]*", "cpu")
+        lists = {  # Redis lists of the service's queues (gpuN, cpu), at any priority
+            queue_of_key(app, k.decode() if isinstance(k, bytes) else str(k))
+            for pattern in ("gpu[0-9]*", "cpu*")
             for k in client.scan_iter(match=pattern, count=1000)
             if client.type(k) in (b"list", "list")
         }
-        names = sorted(consumed | waiting | {tick_queue, "gpu0"})
-        depths = {q: int(client.llen(q)) for q in names}
+    waiting = {q for q in lists if SERVICE_QUEUE.fullmatch(q)}
+    depths = backlogs(app, sorted(consumed | waiting | {tick_queue, "gpu0"}))
     report["queues"] = depths
     for q, n in depths.items():
         if n and q not in consumed:
@@ -115,7 +119,9 @@ def check(svc: Service, app: Any, r: redis.Redis) -> dict[str, Any]:
             problems.append(f"queue {q}: {n} tasks wait (more than {QUEUE_BOUND})")
 
     with svc.session() as s:
-        presets = {st.config: preset(st.preset) for st in s.scalars(select(PipelineState))}
+        presets = {
+            st.config: preset(st.preset, st.config) for st in s.scalars(select(PipelineState))
+        }
         running_runs = list(s.scalars(select(TrainingRun).where(TrainingRun.status == "running")))
     now = time.time()
     running = []
@@ -127,6 +133,8 @@ def check(svc: Service, app: Any, r: redis.Redis) -> dict[str, Any]:
         who = json.loads(held)
         config = _config_of(member)
         bound = presets[config].claim_seconds if config in presets else None
+        if member.endswith("/segment"):  # a segment hands off once its time is spent
+            bound = svc.settings.train_segment_seconds + svc.settings.train_lease_seconds
         entry = {"task": member, "host": who["host"], "pid": who["pid"], "for_s": now - who["at"]}
         running.append(entry)
         if bound is not None and entry["for_s"] > bound:

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from ringrift.infra.localredis import LocalRedis
 from ringrift.infra.preflight import check_broker, check_database, writable_data_dir
-from ringrift.infra.processes import stop_process_group
+from ringrift.infra.processes import ask_to_stop, stop_process_group
 from ringrift.infra.stopsignals import StopRequested, StopSignals, held
 
 # How long workers get for a warm shutdown (finishing their current task) before SIGKILL.
@@ -53,6 +53,17 @@ class Children:
                 )
             )
 
+    def spawn_worker(self, queue: str, logs: Path, env: dict[str, str]) -> None:
+        """One worker for ``queue``, one task at a time, logging to ``worker-<queue>.log``."""
+        args = ["worker", "-Q", queue, "-c", "1", "-n", f"{queue}@%h", "--without-gossip"]
+        args += ["--without-mingle", "--loglevel", "INFO"]
+        self.spawn(args, logs / f"worker-{queue}.log", env)
+
+    def spawn_beat(self, data: Path, logs: Path, env: dict[str, str]) -> None:
+        """Beat, its schedule file in the data dir, logging to ``beat.log``."""
+        args = ["beat", "--loglevel", "INFO", "-s", str(data / "beat-schedule")]
+        self.spawn(args, logs / "beat.log", env)
+
     def alive(self) -> bool:
         return all(p.poll() is None for p in self.procs)
 
@@ -64,12 +75,35 @@ class Children:
 
     def stop(self, timeout: float = STOP_GRACE_S) -> None:
         for p in self.procs:  # all shut down together, then each is waited for in turn
-            if p.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGTERM)
+            ask_to_stop(p)
         deadline = time.monotonic() + timeout
         for p in self.procs:
             stop_process_group(p, max(0.1, deadline - time.monotonic()))
+
+
+def prepare_broker(data: Path, port: int | None = None) -> LocalRedis | None:
+    """Check the ledger (``data``'s, or ``RINGRIFT_DATABASE_URL``'s) and the broker that
+    ``RINGRIFT_BROKER_URL`` names; without one, a private server to start (not started yet, so
+    a stop signal that arrives while it starts still finds it to stop)."""
+    from ringrift.store.db import database_url
+
+    check_database(database_url(data))
+    external = os.environ.get("RINGRIFT_BROKER_URL")
+    if external:
+        check_broker(external)
+        return None
+    return LocalRedis(data / "redis", port)
+
+
+def start_broker(server: LocalRedis, out: IO[str]) -> str:
+    """Start the private server and name it in the environment the children inherit; returns
+    the broker's URL."""
+    url = server.start()
+    os.environ["RINGRIFT_BROKER_URL"] = f"{url}/0"
+    os.environ["RINGRIFT_RESULT_BACKEND"] = f"{url}/1"
+    assert server.binary is not None
+    _say(f"broker: {url}/0, a private server ({server.binary.origin})", out)
+    return f"{url}/0"
 
 
 def _say(line: str, out: IO[str]) -> None:
@@ -77,6 +111,18 @@ def _say(line: str, out: IO[str]) -> None:
     cleanup, so write errors are dropped."""
     with contextlib.suppress(OSError, ValueError):
         print(line, file=out, flush=True)
+
+
+def _collect_last_shards(config: str) -> None:
+    """Ingest the shards that selfplay tasks finished while the workers shut down: their chained
+    collect was queued after the workers stopped taking work, so the loop ends with every game
+    it played in the ledger (the next loop's tick would otherwise collect them, minutes later)."""
+    from ringrift.infra.service import current
+    from ringrift.pipeline.state import collect_shards
+
+    svc = current()
+    with svc.session() as s:
+        collect_shards(svc, s, config, older_than_s=0)
 
 
 def _summary(config: str, first: int, last: int) -> dict[str, Any]:
@@ -154,33 +200,6 @@ def _enable_pipeline(config: str, preset_name: str, generations: int) -> int:
         return int(st.generation)
 
 
-def _spawn_service(children: Children, data: Path, logs: Path) -> None:
-    env = dict(os.environ)
-    for queue in ("gpu0", "cpu"):
-        children.spawn(
-            [
-                "worker",
-                "-Q",
-                queue,
-                "-c",
-                "1",
-                "-n",
-                f"{queue}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
-            logs / f"worker-{queue}.log",
-            env,
-        )
-    children.spawn(
-        ["beat", "--loglevel", "INFO", "-s", str(data / "beat-schedule")],
-        logs / "beat.log",
-        env,
-    )
-
-
 def run_loop(
     config: str,
     generations: int,
@@ -193,7 +212,6 @@ def run_loop(
 ) -> int:
     from ringrift.pipeline.presets import preset
     from ringrift.pipeline.state import check_config
-    from ringrift.store.db import database_url
 
     check_config(config)
     preset(preset_name)
@@ -230,18 +248,14 @@ def run_loop(
                 server.kill()
 
         try:
-            check_database(database_url(data))
-            if external_broker:
-                check_broker(external_broker)
-            else:
-                server = LocalRedis(data / "redis", broker_port)
-                url = server.start()
-                os.environ["RINGRIFT_BROKER_URL"] = f"{url}/0"
-                os.environ["RINGRIFT_RESULT_BACKEND"] = f"{url}/1"
-                assert server.binary is not None
-                _say(f"broker: {url}/0, a private server ({server.binary.origin})", out)
+            server = prepare_broker(data, broker_port)
+            if server is not None:
+                start_broker(server, out)
             first = _enable_pipeline(config, preset_name, generations)
-            _spawn_service(children, data, logs)
+            env = dict(os.environ)
+            for queue in ("gpu0", "cpu"):
+                children.spawn_worker(queue, logs, env)
+            children.spawn_beat(data, logs, env)
             pids = ", ".join(str(p.pid) for p in children.procs)
             _say(f"started workers for gpu0 and cpu and beat (pids {pids}); logs in {logs}", out)
             outcome = _watch(config, first + generations, children, started, timeout, out)
@@ -259,6 +273,7 @@ def run_loop(
     summary: dict[str, Any] = {"config": config, "generations": 0}
     if first is not None:
         try:
+            _collect_last_shards(config)
             summary.update(_summary(config, first, first + generations))
         except Exception as e:  # noqa: BLE001 - the summary must not hide how the loop ended
             summary["summary_error"] = f"{type(e).__name__}: {e}"

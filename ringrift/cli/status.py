@@ -134,9 +134,9 @@ def recent_changes(s: Session, limit: int = 10) -> list[dict[str, Any]]:
 
 
 def queue_depths(app: Any, queues: list[str]) -> dict[str, int]:
-    from ringrift.infra.queues import backlog
+    from ringrift.infra.queues import backlogs
 
-    return {q: backlog(app, q) for q in queues}
+    return backlogs(app, queues)
 
 
 def all_status(svc: Service, app: Any) -> dict[str, Any]:

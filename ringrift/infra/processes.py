@@ -9,11 +9,20 @@ import signal
 import subprocess
 
 
+def ask_to_stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process itself, not its group: a Celery worker then shuts down warm,
+    letting its pool children finish the tasks they run (a SIGTERM to the whole group would kill
+    those children mid-task)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+
+
 def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
     """Stop a process started in its own session and everything in its group (a worker's pool
-    children too): a warm shutdown first, then SIGKILL."""
+    children too): a warm shutdown for ``timeout`` seconds, then SIGKILL to the group."""
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
+        ask_to_stop(proc)
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

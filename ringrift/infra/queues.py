@@ -1,5 +1,11 @@
 """Which queues exist and which to use: GPU work goes to ``gpuN`` queues, other work spreads
-over every consumed queue, least backlog first."""
+over every consumed queue, least backlog first.
+
+Messages carry a priority. On Redis each queue is a list per priority step (the bare name for
+priority 0, ``<queue>:<step>`` for the others) and a worker takes from the lowest step first, so
+Redis priorities run backwards: 0 is served first. Selfplay, which the scheduler sends to keep
+every worker busy, goes at ``SELFPLAY_PRIORITY``; the stages a generation waits on (export,
+training, evaluation, promotion) go at the default 0 and overtake any selfplay waiting."""
 
 from __future__ import annotations
 
@@ -44,9 +50,41 @@ def gpu_queues(app: Any) -> list[str]:
     return [q for q in consumed_queues(app) if gpu_index([q]) is not None]
 
 
-def backlog(app: Any, queue: str) -> int:
+SELFPLAY_PRIORITY = 9  # the last of the default steps (0, 3, 6, 9): served after everything
+
+
+def _steps(app: Any) -> tuple[list[int], str]:
+    options = app.conf.broker_transport_options or {}
+    return list(options.get("priority_steps", [0, 3, 6, 9])), str(options.get("sep", "\x06\x16"))
+
+
+def queue_keys(app: Any, queue: str) -> list[str]:
+    """The Redis lists that hold ``queue``'s waiting messages, one per priority step."""
+    steps, sep = _steps(app)
+    return [queue if step == 0 else f"{queue}{sep}{step}" for step in steps]
+
+
+def queue_of_key(app: Any, key: str) -> str:
+    """The queue a Redis list belongs to (``queue_keys`` backwards)."""
+    steps, sep = _steps(app)
+    name, found, step = key.rpartition(sep)
+    return name if found and step.isdigit() and int(step) in steps else key
+
+
+def backlogs(app: Any, queues: list[str]) -> dict[str, int]:
+    """Messages waiting in each of ``queues``, every priority counted (one round trip)."""
     with app.connection_for_write() as conn:
-        return int(conn.default_channel.client.llen(queue))
+        pipe = conn.default_channel.client.pipeline()
+        keys = {q: queue_keys(app, q) for q in queues}
+        for q in queues:
+            for key in keys[q]:
+                pipe.llen(key)
+        sizes = iter(pipe.execute())
+        return {q: sum(int(next(sizes)) for _ in keys[q]) for q in queues}
+
+
+def backlog(app: Any, queue: str) -> int:
+    return backlogs(app, [queue])[queue]
 
 
 def pick(app: Any, n: int, *, gpu_only: bool = False) -> list[str]:
@@ -56,5 +94,6 @@ def pick(app: Any, n: int, *, gpu_only: bool = False) -> list[str]:
         candidates = consumed_queues(app)  # a CPU-only cluster still trains (slowly)
     if not candidates:
         candidates = [str(app.conf.task_default_queue)]
-    ordered = sorted(candidates, key=lambda q: backlog(app, q))
+    waiting = backlogs(app, candidates)
+    ordered = sorted(candidates, key=lambda q: waiting[q])
     return [ordered[i % len(ordered)] for i in range(n)]

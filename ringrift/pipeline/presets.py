@@ -2,13 +2,16 @@
 
 ``tiny`` finishes generations in about a minute on two CPU cores (tests and the quick start);
 ``default`` is sized for a GPU worker. A preset's name is stored with the pipeline state, so every
-worker reads the same numbers.
+worker reads the same numbers. A preset may scale some numbers per board (``boards``): a square19
+or hexagonal game is ten to forty times the work of a square8 one, so ``tiny`` plays fewer and
+cheaper games there. ``preset(name, config)`` gives the numbers for one configuration.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from ringrift.ai.batched import BatchedSettings
 from ringrift.ai.gumbel import GumbelConfig
@@ -37,6 +40,13 @@ class Preset:
     stale_hours: float  # hours without a promotion at which staleness counts in full
     max_unexported_games: int  # backpressure: no new selfplay past this many unexported games
     exploration_patience: int  # rejected candidates in a row that raise selfplay exploration
+    # per board name ("square19"), the fields that differ there
+    boards: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def for_board(self, board: str) -> Preset:
+        """The numbers for configurations on ``board``."""
+        changes = self.boards.get(board)
+        return replace(self, boards={}, **changes) if changes else self
 
     def selfplay_settings(self, games: int, exploration: int = 0) -> BatchedSettings:
         """A selfplay task's settings at the feedback loop's ``exploration`` level: each level
@@ -79,6 +89,16 @@ TINY = Preset(
     stale_hours=0.1,
     max_unexported_games=16,
     exploration_patience=2,
+    boards={
+        board: {
+            "games_per_generation": 4,
+            "games_per_task": 2,
+            "max_unexported_games": 8,
+            "eval_games": 4,
+            "eval_search": SearchConfig(simulations=16, batch_size=8, dirichlet_fraction=0.0),
+        }
+        for board in ("square19", "hexagonal")
+    },
 )
 
 DEFAULT = Preset(
@@ -102,8 +122,11 @@ DEFAULT = Preset(
 PRESETS = {p.name: p for p in (TINY, DEFAULT)}
 
 
-def preset(name: str) -> Preset:
+def preset(name: str, config: str | None = None) -> Preset:
+    """The preset called ``name``; with ``config`` (``square19_2p``), its numbers for that
+    configuration's board."""
     try:
-        return PRESETS[name]
+        p = PRESETS[name]
     except KeyError:
         raise ServiceError(f"unknown preset {name!r}; known: {sorted(PRESETS)}") from None
+    return p if config is None else p.for_board(config.rsplit("_", 1)[0])

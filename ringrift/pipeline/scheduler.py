@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ringrift.infra.service import Service
@@ -194,7 +194,7 @@ def plan(
         for st in states:
             if _done(st):
                 continue
-            p = preset(st.preset)
+            p = preset(st.preset, st.config)
             new = game_count(s, st.config) - st.last_export_game_count
             sig = Signals(
                 st.config,
@@ -217,8 +217,7 @@ def plan(
         prios = [row[1] for row in rows]
         share = shares(prios)
         wanted = targets(share, slots)
-        schedules = []
-        for st, prio, new, flying, _room, blocked in rows:
+        for st, prio, *_ in rows:
             reason = change_reason(st.priority, st.target, prio.value, wanted[st.config])
             if reason is not None and record:
                 st.priority, st.target = prio.value, wanted[st.config]
@@ -233,26 +232,27 @@ def plan(
                         reason=f"{reason}; {prio.explain()}",
                     )
                 )
-            last = s.scalar(
-                select(ScheduleChange.reason)
-                .where(ScheduleChange.config == st.config)
-                .order_by(ScheduleChange.id.desc())
-                .limit(1)
+        s.flush()
+        newest = select(func.max(ScheduleChange.id)).group_by(ScheduleChange.config)
+        latest = select(ScheduleChange.config, ScheduleChange.reason).where(
+            ScheduleChange.id.in_(newest)
+        )
+        last = {config: reason for config, reason in s.execute(latest)}
+        schedules = [
+            ConfigSchedule(
+                st.config,
+                prio,
+                share[st.config],
+                int(st.target or 0),
+                wanted[st.config],
+                flying,
+                new,
+                blocked,
+                st.exploration,
+                last.get(st.config),
             )
-            schedules.append(
-                ConfigSchedule(
-                    st.config,
-                    prio,
-                    share[st.config],
-                    int(st.target or 0),
-                    wanted[st.config],
-                    flying,
-                    new,
-                    blocked,
-                    st.exploration,
-                    last,
-                )
-            )
+            for st, prio, new, flying, _room, blocked in rows
+        ]
         open_ = {c.config: c for c in schedules if c.blocked is None}
         picks = allocate(
             sum(free.values()),
@@ -266,7 +266,7 @@ def plan(
         by_config = {st.config: st for st, *_ in rows}
         for config, queue in zip(picks, queue_places, strict=False):
             st = by_config[config]
-            p = preset(st.preset)
+            p = preset(st.preset, config)
             tasks.append(
                 SelfplayTask(
                     config,

@@ -16,7 +16,7 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import timedelta
 from typing import Any
 
 import redis
@@ -239,24 +239,44 @@ def ingest_shard(svc: Service, s: Session, artifact: Artifact) -> int:
 ORPHAN_SHARD_SECONDS = 120  # a shard uncollected this long lost its chained collect
 
 
-def _aware(at: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they are UTC."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-def uncollected_shards(s: Session, config: str) -> list[Artifact]:
-    """Stored shards of ``config`` whose games are not in the ledger yet (a selfplay task that
-    died between storing its shard and ingesting it)."""
+def uncollected_shards(
+    s: Session, config: str, older_than_s: float = ORPHAN_SHARD_SECONDS
+) -> list[Artifact]:
+    """Stored shards of ``config`` whose games are not in the ledger yet, stored more than
+    ``older_than_s`` seconds ago: their own collect, chained after the task that played them,
+    was lost (a worker that died between storing a shard and sending its collect). Younger ones
+    are left to that collect, which keeps shard verification out of the tick."""
     prefix = f"shard-{config}-g"
     collected = select(Game.shard_artifact_id).where(Game.config == config).distinct()
+    before = utcnow() - timedelta(seconds=older_than_s)
     q = (
         select(Artifact)
         .where(
-            Artifact.kind == "shard", Artifact.id.startswith(prefix), Artifact.id.not_in(collected)
+            Artifact.kind == "shard",
+            Artifact.id.startswith(prefix),
+            Artifact.id.not_in(collected),
+            Artifact.created_at < before,
         )
         .order_by(Artifact.id)
     )
     return list(s.scalars(q))
+
+
+def collect_shards(
+    svc: Service, s: Session, config: str, older_than_s: float = ORPHAN_SHARD_SECONDS
+) -> list[str]:
+    """Ingest ``uncollected_shards``; returns the shards collected. One that cannot be read
+    (corrupt, another rules version) is logged and left where it is, for a person to look at."""
+    collected = []
+    for artifact in uncollected_shards(s, config, older_than_s):
+        try:
+            n = ingest_shard(svc, s, artifact)
+        except ValueError as e:
+            log.error("%s: shard %s cannot be collected: %s", config, artifact.id, e)
+            continue
+        log.info("%s: collected %d games from %s", config, n, artifact.id)
+        collected.append(artifact.id)
+    return collected
 
 
 def game_count(s: Session, config: str, generation: int | None = None) -> int:
@@ -312,7 +332,7 @@ def apply_decision(s: Session, config: str, generation: int, candidate_id: str) 
         raise ServiceError(f"candidate {candidate_id} is not in the ledger")
     if st.generation != generation or model.status != "candidate":
         return "already decided"
-    p = preset(st.preset)
+    p = preset(st.preset, config)
     decision = gate_decision(s, st, candidate_id, p)
     outcome = "rejected"
     if decision.promote:
@@ -400,7 +420,7 @@ def group_for(due: Due) -> Dispatch:
     d = due.detail
     if due.stage == "evaluate":
         cand = d["candidate_id"]
-        games = preset(d["preset"]).eval_games
+        games = preset(d["preset"], due.config).eval_games
         members = [
             Member(
                 match_name(cand, opp),
@@ -427,17 +447,9 @@ def _plan(svc: Service, r: redis.Redis, config: str) -> tuple[str | None, Due | 
         k = st.generation
         if st.target_generations is not None and k >= st.target_generations:
             return "done", None
-        p = preset(st.preset)
-        for artifact in uncollected_shards(s, config):
-            try:
-                n = ingest_shard(svc, s, artifact)
-            except ValueError as e:  # a corrupt or unreadable shard, another rules version
-                log.error("%s: shard %s cannot be collected: %s", config, artifact.id, e)
-                continue
-            log.info("%s g%d: collected %d games from %s", config, k, n, artifact.id)
-            age = (utcnow() - _aware(artifact.created_at)).total_seconds()
-            if age > ORPHAN_SHARD_SECONDS:  # its own collect should have run long ago
-                count(r, SHARD_COLLECTED)
+        p = preset(st.preset, config)
+        for _ in collect_shards(svc, s, config):
+            count(r, SHARD_COLLECTED)
         s.flush()
         dataset = s.get(Artifact, dataset_name(config, k))
         if dataset is None:
@@ -530,7 +542,7 @@ def reconcile(svc: Service, r: redis.Redis, config: str, limits: Limits | None =
         _record_stage(svc, config, stage)
     if due is None:
         return []
-    p = preset(due.detail.get("preset") or _preset_name(svc, config))
+    p = preset(due.detail.get("preset") or _preset_name(svc, config), config)
     release_if_finished(svc, r, due.key)
     if due.stage != "evaluate":  # an evaluation whose matches are all in frees its slot
         release_if_finished(svc, r, f"{config}:{due.generation}:evaluate")

@@ -39,7 +39,7 @@ def play_match_task(
     config: str, candidate_id: str, opponent: str, games: int, preset_name: str
 ) -> dict[str, Any]:
     cfg = check_config(config)
-    p = preset(preset_name)
+    p = preset(preset_name, config)
     if not isinstance(games, int) or not 1 <= games <= 100_000:
         raise ServiceError(f"games must be between 1 and 100000, got {games!r}")
     evaluation_id = evaluation_name(candidate_id)

@@ -88,7 +88,7 @@ class LedgerGames(Sequence[dict[str, Any]]):
 def build_dataset(config: str, generation: int, preset_name: str) -> dict[str, Any]:
     cfg = check_config(config)
     check_generation(generation)
-    p = preset(preset_name)
+    p = preset(preset_name, config)
     name = dataset_name(config, generation)
     svc = current()
     with svc.session() as s:

@@ -17,7 +17,7 @@ from celery.utils.log import get_task_logger
 from sqlalchemy import select
 
 from ringrift.celery import app
-from ringrift.infra.queues import backlog, gpu_queues, pick, queue_consumers
+from ringrift.infra.queues import SELFPLAY_PRIORITY, backlogs, gpu_queues, pick, queue_consumers
 from ringrift.infra.service import current, redis_client
 from ringrift.pipeline.heartbeat import Dispatch, record_dispatch
 from ringrift.pipeline.presets import preset
@@ -58,7 +58,7 @@ def start(due: Due) -> None:
     """Enqueue the task(s) for one claimed ``Due`` item."""
     d = due.detail
     if due.stage == "evaluate":
-        send_group(due, group_for(due), preset(d["preset"]).claim_seconds)
+        send_group(due, group_for(due), preset(d["preset"], due.config).claim_seconds)
     elif due.stage == "resend":
         send_group(
             due, Dispatch(d["stage"], d["members"], d["callback"]), d["seconds"], record=False
@@ -162,14 +162,16 @@ def feed_selfplay() -> dict[str, int]:
         tick_queue = app.conf.beat_schedule["pipeline-tick"]["options"]["queue"]
         if len(consumers) > 1:  # selfplay stays off the ticks' queue, or ticks wait behind it
             consumers.pop(tick_queue, None)
-        free = {q: max(0, n - backlog(app, q)) for q, n in consumers.items()}
+        waiting = backlogs(app, list(consumers))
+        free = {q: max(0, n - waiting[q]) for q, n in consumers.items()}
         tasks, _ = plan(current(), r, free, slots=2 * sum(consumers.values()))
         counts: dict[str, int] = {}
         for task in tasks:
-            sent(r, task, preset(task.preset).claim_seconds)
+            sent(r, task, preset(task.preset, task.config).claim_seconds)
             play = app.signature("ringrift.selfplay.play_games", args=tuple(task.args()))
             collect = app.signature("ringrift.sync.collect", args=(task.config, task.generation))
-            chain(play.set(queue=task.queue), collect.set(queue=task.queue)).apply_async()
+            play = play.set(queue=task.queue, priority=SELFPLAY_PRIORITY)  # stages overtake it
+            chain(play, collect.set(queue=task.queue)).apply_async()
             counts[task.config] = counts.get(task.config, 0) + 1
         if counts:
             log.info("selfplay sent: %s", counts)

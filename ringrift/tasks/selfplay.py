@@ -49,7 +49,7 @@ def play_games(
 ) -> dict[str, Any]:
     cfg = check_config(config)
     check_generation(generation)
-    p = preset(preset_name)
+    p = preset(preset_name, config)
     if not isinstance(games, int) or not 1 <= games <= 10_000:
         raise ServiceError(f"games must be between 1 and 10000, got {games!r}")
     if not isinstance(batch, str) or not batch.isalnum():

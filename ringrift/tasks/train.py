@@ -38,6 +38,7 @@ from ringrift.celery import app
 from ringrift.errors import ServiceError
 from ringrift.infra.service import Service, current, redis_client
 from ringrift.pipeline import runs
+from ringrift.pipeline.heartbeat import beating
 from ringrift.pipeline.lease import Lease, LeaseLost
 from ringrift.pipeline.presets import Preset, preset
 from ringrift.pipeline.run_hooks import RunHooks
@@ -111,7 +112,10 @@ def train_model(self: Any, run_id: str, segment: int | None = None) -> dict[str,
         log.warning("%s is being trained by another delivery; not starting a second", run_id)
         return {"run_id": run_id, "skipped": "running elsewhere"}
     try:
-        return _train(self, svc, run_id, segment, lease, budget)
+        # `ringrift health` tells a segment past its time budget (a hung rank) from a busy one
+        beat = svc.settings.task_heartbeat_seconds
+        with beating(redis_client(), f"{run_id}/segment", beat, svc.settings.host):
+            return _train(self, svc, run_id, segment, lease, budget)
     finally:
         lease.release()
 
@@ -136,7 +140,7 @@ def _train(
             return {"run_id": run_id, "skipped": f"stale segment {segment}"}
         segment = run.segment
         st = load_state(s, run.config)
-        p = preset(st.preset)
+        p = preset(st.preset, run.config)
         config, generation = run.config, run.generation
         stage_key = f"{config}:{generation}:train"
         dataset = s.get(Artifact, run.dataset_artifact_id)
