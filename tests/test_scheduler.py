@@ -196,9 +196,7 @@ def test_a_tick_plans_selfplay_by_share_records_changes_once_and_honours_backpre
     assert inflight(r, "hex8_2p", older_than=0) == 0  # entries this old are lost tasks
 
 
-def test_the_big_boards_get_their_own_numbers_from_the_preset(
-    r: redis.Redis, svc: Service
-) -> None:
+def test_the_big_boards_get_their_own_numbers_from_the_preset(r: redis.Redis, svc: Service) -> None:
     big, small = preset("tiny", "square19_2p"), preset("tiny", "square8_2p")
     assert small == TINY and preset("tiny", "hexagonal_4p") == big
     assert (big.games_per_generation, big.games_per_task, big.eval_games) == (4, 2, 4)
