@@ -125,7 +125,7 @@ in 2.5e-02s: {'started': {}, 'selfplay': {}}
 [2026-12-04 10:00:08,000: INFO/ForkPoolWorker-1] Task ringrift.pipeline.tick[t4] succeeded \
 in 1.5s: {'started': {}, 'selfplay': {}}
 [2026-12-04 10:00:09,000: INFO/ForkPoolWorker-1] ringrift.sync.collect[c1]: hex8_3p g2: \
-started evaluate {'candidate_id': 'model-hex8_3p-g3'}
+started evaluate {'candidate_id': 'model-hex8_3p-g3', 'opponents': ['random', 'heuristic']}
 [2026-12-04 10:00:09,500: WARNING/ForkPoolWorker-1] ringrift.pipeline.tick[t5]: hex8_3p: \
 model-hex8_3p-g3/random lost its worker; sending it again
 [2026-12-04 10:00:09,600: INFO/ForkPoolWorker-1] ringrift.pipeline.tick[t5]: hex8_3p g2: \
@@ -139,6 +139,8 @@ OTHER_LOG = """\
 started export {'preset': 'tiny'}
 [2026-12-04 10:00:31,000: INFO/ForkPoolWorker-1] ringrift.export.build_dataset[e1]: \
 square8_2p g0: started train {'run_id': 'run-square8_2p-g0', 'segment': 0}
+[2026-12-04 10:00:32,000: INFO/ForkPoolWorker-1] ringrift.pipeline.tick[t10]: hex8_3p g2: \
+started evaluate {'candidate_id': 'model-hex8_3p-g3', 'opponents': ['model-hex8_3p-g2']}
 """
 
 
@@ -191,7 +193,13 @@ def test_problem_lines_by_level_and_time() -> None:
 
 def test_duplicate_starts_count_a_stage_started_twice_and_ignore_resends() -> None:
     assert duplicate_starts([CPU_LOG]) == {}
+    # an evaluation sent in two parts is no duplicate; a match sent twice is
     assert duplicate_starts([CPU_LOG, OTHER_LOG]) == {"square8_2p g0 export": 2}
+    again = OTHER_LOG.replace("'model-hex8_3p-g2'", "'random'")
+    assert duplicate_starts([CPU_LOG, again]) == {
+        "hex8_3p g2 evaluate random": 2,
+        "square8_2p g0 export": 2,
+    }
 
 
 def test_task_counts_and_rates_within_the_window() -> None:

@@ -22,8 +22,8 @@ from ringrift.pipeline.state import (
     CLAIM_PREFIX,
     Limits,
     group_for,
+    in_flight,
     reconcile,
-    stage_in_progress,
 )
 from ringrift.store import (
     ArtifactRef,
@@ -91,20 +91,20 @@ def test_a_heartbeat_outlives_its_time_out_while_the_work_goes_on_and_clears_whe
     assert not r.exists(ALIVE + "member-b") and not r.exists(STARTED + "member-b")
 
 
-def _evaluating(svc: Service) -> str:
+def _evaluating(svc: Service, config: str = CONFIG) -> str:
     """Ledger rows of a configuration whose candidate is trained and due for evaluation."""
-    candidate = f"model-{CONFIG}-g1"
+    candidate = f"model-{config}-g1"
     with svc.session() as s:
-        s.add(PipelineState(config=CONFIG, preset="tiny", enabled=True, target_generations=1))
-        for kind, name in (("dataset", f"dataset-{CONFIG}-g0"), ("model", candidate)):
+        s.add(PipelineState(config=config, preset="tiny", enabled=True, target_generations=1))
+        for kind, name in (("dataset", f"dataset-{config}-g0"), ("model", candidate)):
             ref = ArtifactRef(name, kind, f"{kind}/{name}", "0" * 64, 1)
-            record_artifact(s, ref, CONFIG)
+            record_artifact(s, ref, config)
         s.add(
             TrainingRun(
-                id=f"run-{CONFIG}-g0",
-                config=CONFIG,
+                id=f"run-{config}-g0",
+                config=config,
                 generation=0,
-                dataset_artifact_id=f"dataset-{CONFIG}-g0",
+                dataset_artifact_id=f"dataset-{config}-g0",
                 status="done",
                 total_steps=1,
             )
@@ -113,16 +113,16 @@ def _evaluating(svc: Service) -> str:
         s.add(
             Model(
                 id=candidate,
-                config=CONFIG,
+                config=config,
                 generation=1,
                 architecture="b4c64",
                 encoder_version=1,
                 artifact_id=candidate,
-                training_run_id=f"run-{CONFIG}-g0",
+                training_run_id=f"run-{config}-g0",
             )
         )
         s.flush()
-        run = s.get(TrainingRun, f"run-{CONFIG}-g0")
+        run = s.get(TrainingRun, f"run-{config}-g0")
         assert run is not None
         run.result_model_id = candidate
     return candidate
@@ -181,20 +181,60 @@ def test_the_reconciler_sends_again_only_the_match_whose_worker_was_killed(
     assert decide.stage == "decide" and decide.detail == {"candidate_id": candidate}
     # ... and the evaluation's slot is free again for another configuration's evaluation
     assert not r.exists(CLAIM_PREFIX + due.key) and dispatched(r, due.key) is None
-    assert stage_in_progress(r, "evaluate") == 0
+    assert in_flight(r, "evaluate") == 0
 
 
-def test_a_stage_waits_for_its_cap_and_a_lapsed_claim_is_counted_when_restarted(
+def _record_match(svc: Service, candidate: str, opponent: str) -> None:
+    with svc.session() as s:
+        s.add(
+            EvaluationMatch(
+                evaluation_id=f"eval-{candidate}",
+                config=candidate.removeprefix("model-").rsplit("-", 1)[0],
+                candidate_id=candidate,
+                opponent=opponent,
+                games=2,
+                wins=2,
+                losses=0,
+                draws=0,
+            )
+        )
+
+
+def test_evaluations_share_match_slots_first_come_first_served_and_a_lapsed_claim_is_counted(
     r: redis.Redis, svc: Service
 ) -> None:
-    _evaluating(svc)
-    r.set(CLAIM_PREFIX + "hex8_2p:3:evaluate", "another configuration evaluates")
-    assert reconcile(svc, r, CONFIG, Limits(evaluations=1)) == []
+    candidate = _evaluating(svc)
+    _evaluating(svc, "hex8_2p")
+    r.set(CLAIM_PREFIX + "square19_2p:3:evaluate", "another configuration evaluates")
+    assert in_flight(r, "evaluate") == 1  # claimed, its matches not yet recorded as sent
+
+    # No room: both wait, in the order they came.
+    assert reconcile(svc, r, "hex8_2p", Limits(eval_matches=1)) == []
+    assert reconcile(svc, r, CONFIG, Limits(eval_matches=1)) == []
     with svc.session() as s:
         st = s.get(PipelineState, CONFIG)
-        assert st is not None and st.stage == "evaluate: waits for a slot"
-    [due] = reconcile(svc, r, CONFIG, Limits(evaluations=2))
-    assert due.stage == "evaluate" and repairs(r) == {}
-    r.delete(CLAIM_PREFIX + due.key)  # the claim lapses with nothing done: its tasks were lost
-    [again] = reconcile(svc, r, CONFIG, Limits(evaluations=2))
+        assert st is not None and st.stage == "evaluate: waits for a slot, 1 ahead"
+
+    # Room for two matches: the configuration that waited first takes them, though the tick
+    # reconciles the other one first.
+    assert reconcile(svc, r, CONFIG, Limits(eval_matches=3)) == []
+    [first] = reconcile(svc, r, "hex8_2p", Limits(eval_matches=3))
+    assert first.stage == "evaluate" and first.detail["opponents"] == ["random", "heuristic"]
+    record_dispatch(r, first.key, group_for(first), 600)
+    assert in_flight(r, "evaluate") == 3
+
+    # Room for one: the next evaluation starts with one match, and the rest follows once it
+    # is in (a second claim of the same evaluation, not a repair).
+    [due] = reconcile(svc, r, CONFIG, Limits(eval_matches=4))
+    assert due.detail["opponents"] == ["random"]
+    record_dispatch(r, due.key, group_for(due), 600)
+    assert in_flight(r, "evaluate") == 4
+    assert reconcile(svc, r, CONFIG, Limits(eval_matches=4)) == []  # its match is still out
+    _record_match(svc, candidate, "random")
+    [rest] = reconcile(svc, r, CONFIG, Limits(eval_matches=4))
+    assert rest.key == due.key and rest.detail["opponents"] == ["heuristic"]
+    assert repairs(r) == {}
+
+    r.delete(CLAIM_PREFIX + rest.key)  # the claim lapses with nothing done: its tasks were lost
+    [again] = reconcile(svc, r, CONFIG, Limits(eval_matches=4))
     assert again.key == due.key and repairs(r) == {STAGE_RESTARTED: 1}

@@ -145,13 +145,13 @@ def test_readme_main_command_end_to_end_without_redis_server(tmp_path: Path) -> 
     done = _succeeded(data / "logs")
     assert done["ringrift.selfplay.play_games"] >= 4  # each chained to its own collect
     assert done["ringrift.sync.collect"] >= 4
-    for name in (
-        "ringrift.export.build_dataset",
-        "ringrift.train.train_model",
-        "ringrift.evaluate.decide",
-    ):
+    for name in ("ringrift.export.build_dataset", "ringrift.train.train_model"):
         assert done[name] == 2, (name, done)
     assert done["ringrift.evaluate.play_match"] == 5
+    # An evaluation's chord callback only frees the evaluation's slot: a tick that sees every
+    # match recorded first starts the decision itself, and the last callback may still be queued
+    # when generation 2 ends the loop. It never runs twice for one evaluation.
+    assert 1 <= done["ringrift.evaluate.decide"] <= 2, done
     # The last promotion commits generation 2, which ends the loop; the loop's stop is a warm
     # shutdown, so that task still finishes and is logged.
     assert done["ringrift.promote.promote_model"] == 2, done

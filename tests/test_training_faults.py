@@ -297,7 +297,12 @@ def test_a_worker_with_two_ranks_trains_its_segments_with_ddp(pipe: Pipe) -> Non
     env = {"RINGRIFT_TRAIN_RANKS": "2", "RINGRIFT_TRAIN_SEGMENT_SECONDS": "1"}
     with train_worker(pipe, "gpu4", "ddp", **env):
         pipe.send(TRAIN, run_id, queue="gpu4")
-        wait_until("the run to finish", lambda: run_row(pipe, run_id).status == "done", 240)
+        try:
+            wait_until("the run to finish", lambda: run_row(pipe, run_id).status == "done", 240)
+        except TimeoutError as exc:  # say where it stood: the worker's log and torchrun's output
+            outputs = [f"{p}:\n{p.read_text()[-3000:]}" for p in pipe.data_dir.rglob("ddp.*")]
+            tail = pipe.worker_log("ddp")[-6000:]
+            raise AssertionError("\n".join([str(exc), tail, *outputs])) from None
         log = pipe.worker_log("ddp")
     done = run_row(pipe, run_id)
     assert done.step == steps and models_of(pipe, run_id) == 1

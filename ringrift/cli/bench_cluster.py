@@ -29,6 +29,7 @@ out) at the top of this module.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import math
@@ -335,12 +336,21 @@ def tasks_per_hour(counts: dict[str, dict[str, int]], seconds: float) -> dict[st
 
 def stage_starts(text: str) -> Counter[tuple[str, int, str]]:
     """How often each (config, generation, stage) was started (``<config> g<k>: started
-    <stage>`` lines); ``resend`` (an evaluation match sent again) is not a stage start."""
+    <stage> <detail>`` lines); ``resend`` (an evaluation match sent again) is not a stage start.
+    An evaluation may be sent in parts (as many matches as there is room for), so it counts
+    per match: ``evaluate random``, ``evaluate heuristic``, ..."""
     starts: Counter[tuple[str, int, str]] = Counter()
     for line in log_lines(text):
         m = _STARTED.search(line.message)
-        if m is not None and m.group(3) != "resend":
-            starts[(m.group(1), int(m.group(2)), m.group(3))] += 1
+        if m is None or m.group(3) == "resend":
+            continue
+        key = (m.group(1), int(m.group(2)))
+        if m.group(3) == "evaluate":
+            detail = ast.literal_eval(line.message[m.end() :].strip() or "{}")
+            for opponent in detail.get("opponents", []):
+                starts[(*key, f"evaluate {opponent}")] += 1
+        else:
+            starts[(*key, m.group(3))] += 1
     return starts
 
 

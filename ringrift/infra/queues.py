@@ -9,6 +9,7 @@ training, evaluation, promotion) go at the default 0 and overtake any selfplay w
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -87,13 +88,62 @@ def backlog(app: Any, queue: str) -> int:
     return backlogs(app, [queue])[queue]
 
 
+RUNNING = "ringrift:running:"  # + queue: a hash, worker process -> when its task from there began
+RUNNING_STALE_SECONDS = 24 * 3600  # an entry this old outlived its worker (killed with no cleanup)
+
+
+def running_field(node: str, pid: int | str) -> str:
+    """A worker process's field in the ``RUNNING`` hashes (``gpu0@host:1234``; with pid "",
+    the prefix of all that node's fields)."""
+    return f"{node}:{pid}"
+
+
+def _this_task_field() -> str | None:
+    """This process's field while it runs a task: a task that sends the next stage is about to
+    end, so its own queue is not busy on its account."""
+    from celery import current_task
+
+    node = getattr(getattr(current_task, "request", None), "hostname", None)
+    return running_field(node, os.getpid()) if node else None
+
+
+def stage_loads(app: Any, queues: list[str]) -> dict[str, tuple[float, float]]:
+    """How soon each queue would start a stage task sent now: (stage tasks waiting or running
+    there per consuming worker, when its oldest running task began). Selfplay waiting does not
+    count (stages overtake it); a task that began earlier is taken to end sooner."""
+    consumers = queue_consumers(app)
+    steps, _ = _steps(app)
+    with app.connection_for_write() as conn:
+        pipe = conn.default_channel.client.pipeline()
+        for q in queues:
+            for key, step in zip(queue_keys(app, q), steps, strict=True):
+                if step < SELFPLAY_PRIORITY:
+                    pipe.llen(key)
+            pipe.hgetall(RUNNING + q)
+        replies = iter(pipe.execute())
+    now, me = time.time(), _this_task_field()
+    loads = {}
+    for q in queues:
+        waiting = sum(int(next(replies)) for step in steps if step < SELFPLAY_PRIORITY)
+        began = [float(v) for f, v in next(replies).items() if _str(f) != me]
+        began = [t for t in began if now - t < RUNNING_STALE_SECONDS]
+        per_worker = (waiting + len(began)) / max(1, consumers.get(q, 1))
+        loads[q] = (per_worker, min(began, default=now))
+    return loads
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def pick(app: Any, n: int, *, gpu_only: bool = False) -> list[str]:
-    """``n`` queue choices, spread round-robin from the least backlogged queue."""
+    """``n`` queue choices for stage tasks, spread round-robin from the queue that would start
+    one soonest (``stage_loads``)."""
     candidates = gpu_queues(app) if gpu_only else consumed_queues(app)
     if gpu_only and not candidates:
         candidates = consumed_queues(app)  # a CPU-only cluster still trains (slowly)
     if not candidates:
         candidates = [str(app.conf.task_default_queue)]
-    waiting = backlogs(app, candidates)
-    ordered = sorted(candidates, key=lambda q: waiting[q])
+    loads = stage_loads(app, candidates)
+    ordered = sorted(candidates, key=lambda q: loads[q])
     return [ordered[i % len(ordered)] for i in range(n)]

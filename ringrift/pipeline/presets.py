@@ -92,7 +92,7 @@ TINY = Preset(
     boards={
         board: {
             "games_per_generation": 4,
-            "games_per_task": 2,
+            "games_per_task": 1,  # a long task would hold its worker from a stage's next task
             "max_unexported_games": 8,
             "eval_games": 4,
             "eval_search": SearchConfig(simulations=16, batch_size=8, dirichlet_fraction=0.0),

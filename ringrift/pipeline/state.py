@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -57,6 +58,7 @@ CLAIM_PREFIX = "ringrift:claim:"
 STAGE_STARTED = "ringrift:stage-started:"  # + stage key: it was started once (a second is a repair)
 STAGE_STARTED_SECONDS = 30 * 24 * 3600
 FIXED_OPPONENTS = ("random", "heuristic")
+MATCHES_PER_EVALUATION = len(FIXED_OPPONENTS) + 1  # and the best model, once there is one
 
 
 # ----- names: one per (config, iteration) ------------------------------------------------
@@ -514,19 +516,55 @@ def _record_stage(svc: Service, config: str, stage: str) -> None:
 
 @dataclass(frozen=True)
 class Limits:
-    """Caps over all configurations: trainings at once, evaluations at once (None: no cap).
-    ``tasks.pipeline`` sets them from the live GPU queues."""
+    """Caps over all configurations (None: no cap): trainings at once, and evaluation matches
+    in flight (an evaluation sends as many of its matches as there is room for, the rest once
+    those are in). ``tasks.pipeline`` sets them from the live queues."""
 
     trainings: int | None = None
-    evaluations: int | None = None
+    eval_matches: int | None = None
 
     def of(self, stage: str) -> int | None:
-        return {"train": self.trainings, "evaluate": self.evaluations}.get(stage)
+        return {"train": self.trainings, "evaluate": self.eval_matches}.get(stage)
 
 
-def stage_in_progress(r: redis.Redis, stage: str) -> int:
-    """How many configurations hold ``stage``'s claim now, all configurations together."""
-    return sum(1 for _ in r.scan_iter(f"{CLAIM_PREFIX}*:{stage}", count=1000))
+SLOT_WAIT = "ringrift:slot-wait:"  # + stage: a sorted set, configuration -> when it began waiting
+SLOT_WAIT_SECONDS = 120  # a waiter no reconcile has seen for this long has stopped waiting
+
+
+def in_flight(r: redis.Redis, stage: str) -> int:
+    """How much of ``stage``'s cap is taken now, all configurations together: one per held
+    training claim; for evaluations, one per match sent and not yet all in (a claim whose
+    matches are not recorded as sent yet counts one)."""
+    keys = [_text(k) for k in r.scan_iter(f"{CLAIM_PREFIX}*:{stage}", count=1000)]
+    if stage != "evaluate":
+        return len(keys)
+    groups = (dispatched(r, key.removeprefix(CLAIM_PREFIX)) for key in keys)
+    return sum(len(g.members) if g is not None else 1 for g in groups)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def waiting_place(r: redis.Redis, stage: str, config: str) -> int:
+    """``config``'s place (0: next) among the configurations waiting for one of ``stage``'s
+    slots. First come, first served: a configuration that became ready later, or that the tick
+    happens to reconcile first, does not overtake one that has waited longer."""
+    line, mine = SLOT_WAIT + stage, f"{SLOT_WAIT}{stage}:{config}"
+    if not r.exists(mine):  # (re)joins at the back
+        r.zadd(line, {config: time.time()})
+    r.set(mine, 1, ex=SLOT_WAIT_SECONDS)
+    waiters = [_text(c) for c in r.zrange(line, 0, -1)]  # type: ignore[arg-type]
+    seen = r.mget([f"{SLOT_WAIT}{stage}:{c}" for c in waiters])
+    gone = [c for c, alive in zip(waiters, seen, strict=True) if alive is None]
+    if gone:
+        r.zrem(line, *gone)
+    return [c for c in waiters if c not in gone].index(config)
+
+
+def stop_waiting(r: redis.Redis, stage: str, config: str) -> None:
+    r.zrem(SLOT_WAIT + stage, config)
+    r.delete(f"{SLOT_WAIT}{stage}:{config}")
 
 
 def reconcile(svc: Service, r: redis.Redis, config: str, limits: Limits | None = None) -> list[Due]:
@@ -535,7 +573,8 @@ def reconcile(svc: Service, r: redis.Redis, config: str, limits: Limits | None =
     The claim comes first and the ledger is read again after it: a task that finishes a stage
     commits before the claim is released, so whoever wins the claim afterwards sees the
     finished work and starts nothing twice. While the claim is held, members of the stage's
-    group whose worker died are sent again (``resend``).
+    group whose worker died are sent again (``resend``). A capped stage waits its turn for room
+    (``waiting_place``); an evaluation is sent with as many matches as there is room for.
     """
     stage, due = _plan(svc, r, config)
     if stage is not None:
@@ -547,13 +586,19 @@ def reconcile(svc: Service, r: redis.Redis, config: str, limits: Limits | None =
     if due.stage != "evaluate":  # an evaluation whose matches are all in frees its slot
         release_if_finished(svc, r, f"{config}:{due.generation}:evaluate")
     cap = (limits or Limits()).of(due.stage)
-    held = r.exists(CLAIM_PREFIX + due.key)
-    if cap is not None and not held and stage_in_progress(r, due.stage) >= cap:
-        _record_stage(svc, config, f"{due.stage}: waits for a slot")
-        return []
+    room: int | None = None
+    if cap is not None and not r.exists(CLAIM_PREFIX + due.key):
+        room = cap - in_flight(r, due.stage)
+        place = waiting_place(r, due.stage, config)
+        if room <= 0 or place > 0:
+            ahead = f", {place} ahead" if place else ""
+            _record_stage(svc, config, f"{due.stage}: waits for a slot{ahead}")
+            return []
     restarted = r.exists(STAGE_STARTED + due.key)
     if not claim(r, due.key, p.claim_seconds):
         return _resend_lost(svc, r, due, p.claim_seconds)
+    if room is not None:
+        stop_waiting(r, due.stage, config)
     _, again = _plan(svc, r, config)
     if again is None or again.key != due.key:
         release(r, due.key)
@@ -562,6 +607,8 @@ def reconcile(svc: Service, r: redis.Redis, config: str, limits: Limits | None =
         log.warning("%s: %s started again (its claim lapsed)", config, due.key)
         count(r, STAGE_RESTARTED)
     r.set(STAGE_STARTED + due.key, 1, ex=STAGE_STARTED_SECONDS)
+    if room is not None and again.stage == "evaluate":
+        again.detail["opponents"] = again.detail["opponents"][: max(1, room)]
     return [again]
 
 
@@ -589,6 +636,7 @@ def release_if_finished(svc: Service, r: redis.Redis, key: str) -> None:
         if all(member_finished(s, group.stage, m.id) for m in group.members):
             release(r, key)
             forget_dispatch(r, key)
+            r.delete(STAGE_STARTED + key)  # claiming the rest of an evaluation is no repair
 
 
 def _resend_lost(svc: Service, r: redis.Redis, due: Due, seconds: int) -> list[Due]:

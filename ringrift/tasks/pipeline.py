@@ -24,6 +24,7 @@ from ringrift.pipeline.presets import preset
 from ringrift.pipeline.repairs import beat
 from ringrift.pipeline.scheduler import plan, sent
 from ringrift.pipeline.state import (
+    MATCHES_PER_EVALUATION,
     Due,
     Limits,
     claim,
@@ -45,7 +46,8 @@ def send_group(due: Due, group: Dispatch, seconds: int, *, record: bool = True) 
     worker dies."""
     if record:
         record_dispatch(redis_client(), due.key, group, seconds)
-    queues = pick(app, len(group.members))
+    # matches search with networks as selfplay does: on GPU queues (any queue without one)
+    queues = pick(app, len(group.members), gpu_only=True)
     header = [
         app.signature(m.task, args=tuple(m.args)).set(queue=q)
         for m, q in zip(group.members, queues, strict=True)
@@ -88,13 +90,14 @@ def start(due: Due) -> None:
 
 def limits() -> Limits:
     """The stage caps for the queues live now: ``RINGRIFT_MAX_TRAININGS`` trainings at once
-    (default: one per GPU queue), and evaluations on at most ``RINGRIFT_EVAL_SHARE`` of the GPU
-    queues (default 0.5; an evaluation plays up to three matches at once), at least one each."""
+    (default: one per GPU queue), and evaluation matches in flight on at most
+    ``RINGRIFT_EVAL_SHARE`` of the GPU queues (default 0.5), never fewer than one evaluation's
+    three matches."""
     settings = current().settings
     gpus = len(gpu_queues(app)) or 1
     trainings = settings.max_trainings or gpus
-    evaluations = max(1, math.floor(settings.eval_share * gpus / 3))
-    return Limits(trainings=trainings, evaluations=evaluations)
+    eval_matches = max(MATCHES_PER_EVALUATION, math.floor(settings.eval_share * gpus))
+    return Limits(trainings=trainings, eval_matches=eval_matches)
 
 
 def advance(config: str) -> list[str]:
