@@ -163,20 +163,8 @@ def test_the_reconciler_sends_again_only_the_match_whose_worker_was_killed(
     assert reconcile(svc, r, CONFIG) == []
 
     # Both matches recorded: the stage is free, and the decision is what is due next.
-    with svc.session() as s:
-        for opponent in ("random", "heuristic"):
-            s.add(
-                EvaluationMatch(
-                    evaluation_id=f"eval-{candidate}",
-                    config=CONFIG,
-                    candidate_id=candidate,
-                    opponent=opponent,
-                    games=2,
-                    wins=2,
-                    losses=0,
-                    draws=0,
-                )
-            )
+    for opponent in ("random", "heuristic"):
+        _record_match(svc, candidate, opponent)
     [decide] = reconcile(svc, r, CONFIG)
     assert decide.stage == "decide" and decide.detail == {"candidate_id": candidate}
     # ... and the evaluation's slot is free again for another configuration's evaluation
