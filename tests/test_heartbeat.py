@@ -169,7 +169,7 @@ def test_the_reconciler_sends_again_only_the_match_whose_worker_was_killed(
     assert decide.stage == "decide" and decide.detail == {"candidate_id": candidate}
     # ... and the evaluation's slot is free again for another configuration's evaluation
     assert not r.exists(CLAIM_PREFIX + due.key) and dispatched(r, due.key) is None
-    assert in_flight(r, "evaluate") == 0
+    assert in_flight(svc, r, "evaluate") == 0
 
 
 def _record_match(svc: Service, candidate: str, opponent: str) -> None:
@@ -192,9 +192,9 @@ def test_evaluations_share_match_slots_first_come_first_served_and_a_lapsed_clai
     r: redis.Redis, svc: Service
 ) -> None:
     candidate = _evaluating(svc)
-    _evaluating(svc, "hex8_2p")
+    other = _evaluating(svc, "hex8_2p")
     r.set(CLAIM_PREFIX + "square19_2p:3:evaluate", "another configuration evaluates")
-    assert in_flight(r, "evaluate") == 1  # claimed, its matches not yet recorded as sent
+    assert in_flight(svc, r, "evaluate") == 1  # claimed, its matches not yet recorded as sent
 
     # No room: both wait, in the order they came.
     assert reconcile(svc, r, "hex8_2p", Limits(eval_matches=1)) == []
@@ -209,14 +209,16 @@ def test_evaluations_share_match_slots_first_come_first_served_and_a_lapsed_clai
     [first] = reconcile(svc, r, "hex8_2p", Limits(eval_matches=3))
     assert first.stage == "evaluate" and first.detail["opponents"] == ["random", "heuristic"]
     record_dispatch(r, first.key, group_for(first), 600)
-    assert in_flight(r, "evaluate") == 3
+    assert in_flight(svc, r, "evaluate") == 3
 
     # Room for one: the next evaluation starts with one match, and the rest follows once it
     # is in (a second claim of the same evaluation, not a repair).
     [due] = reconcile(svc, r, CONFIG, Limits(eval_matches=4))
     assert due.detail["opponents"] == ["random"]
     record_dispatch(r, due.key, group_for(due), 600)
-    assert in_flight(r, "evaluate") == 4
+    assert in_flight(svc, r, "evaluate") == 4
+    _record_match(svc, other, "random")  # a match frees its slot when its result is in
+    assert in_flight(svc, r, "evaluate") == 3
     assert reconcile(svc, r, CONFIG, Limits(eval_matches=4)) == []  # its match is still out
     _record_match(svc, candidate, "random")
     [rest] = reconcile(svc, r, CONFIG, Limits(eval_matches=4))

@@ -531,15 +531,20 @@ SLOT_WAIT = "ringrift:slot-wait:"  # + stage: a sorted set, configuration -> whe
 SLOT_WAIT_SECONDS = 120  # a waiter no reconcile has seen for this long has stopped waiting
 
 
-def in_flight(r: redis.Redis, stage: str) -> int:
+def in_flight(svc: Service, r: redis.Redis, stage: str) -> int:
     """How much of ``stage``'s cap is taken now, all configurations together: one per held
-    training claim; for evaluations, one per match sent and not yet all in (a claim whose
-    matches are not recorded as sent yet counts one)."""
+    training claim; for evaluations, one per match sent whose result is not in yet (a claim
+    whose matches are not recorded as sent yet counts one), so each match frees its slot as
+    soon as it ends."""
     keys = [_text(k) for k in r.scan_iter(f"{CLAIM_PREFIX}*:{stage}", count=1000)]
     if stage != "evaluate":
         return len(keys)
-    groups = (dispatched(r, key.removeprefix(CLAIM_PREFIX)) for key in keys)
-    return sum(len(g.members) if g is not None else 1 for g in groups)
+    groups = [dispatched(r, key.removeprefix(CLAIM_PREFIX)) for key in keys]
+    with svc.session() as s:
+        return sum(
+            1 if g is None else sum(1 for m in g.members if not member_finished(s, g.stage, m.id))
+            for g in groups
+        )
 
 
 def _text(value: bytes | str) -> str:
@@ -588,7 +593,7 @@ def reconcile(svc: Service, r: redis.Redis, config: str, limits: Limits | None =
     cap = (limits or Limits()).of(due.stage)
     room: int | None = None
     if cap is not None and not r.exists(CLAIM_PREFIX + due.key):
-        room = cap - in_flight(r, due.stage)
+        room = cap - in_flight(svc, r, due.stage)
         place = waiting_place(r, due.stage, config)
         if room <= 0 or place > 0:
             ahead = f", {place} ahead" if place else ""
