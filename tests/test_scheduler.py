@@ -199,18 +199,20 @@ def test_a_tick_plans_selfplay_by_share_records_changes_once_and_honours_backpre
 def test_the_big_boards_get_their_own_numbers_from_the_preset(r: redis.Redis, svc: Service) -> None:
     big, small = preset("tiny", "square19_2p"), preset("tiny", "square8_2p")
     assert small == TINY and preset("tiny", "hexagonal_4p") == big
-    assert (big.games_per_generation, big.games_per_task, big.eval_games) == (4, 1, 4)
+    assert (big.games_per_generation, big.games_per_task, big.eval_games) == (2, 1, 2)
     assert big.eval_search.simulations < TINY.eval_search.simulations
+    assert big.selfplay.search.simulations < TINY.selfplay.search.simulations
+    assert (big.arch, big.train_config().arch) == ("b2c32", "b2c32")
     assert preset("default", "square19_2p") == preset("default")
 
     with svc.session() as s:
         s.add(PipelineState(config="square19_2p", preset="tiny"))
     tasks, schedule = plan(svc, r, {"gpu0": 10}, slots=10)
-    assert [t.games for t in tasks] == [1] * 8  # backpressure: 8 unexported games at most
+    assert [t.games for t in tasks] == [1] * 4  # backpressure: 4 unexported games at most
     for task in tasks:
         sent(r, task, big.claim_seconds)
     tasks, schedule = plan(svc, r, {"gpu0": 10}, slots=10)
-    assert tasks == [] and "bound of 8 games" in str(schedule[0].blocked)
+    assert tasks == [] and "bound of 4 games" in str(schedule[0].blocked)
 
 
 # ----- the feedback loop ----------------------------------------------------------------------

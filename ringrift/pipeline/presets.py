@@ -89,13 +89,18 @@ TINY = Preset(
     stale_hours=0.1,
     max_unexported_games=16,
     exploration_patience=2,
+    # A big-board game lasts hundreds of searched decisions (over a thousand moves on hexagonal
+    # with an untrained network): a smaller network, fewer simulations and fewer games keep a
+    # generation there within a few minutes of one core.
     boards={
         board: {
-            "games_per_generation": 4,
+            "arch": "b2c32",
+            "games_per_generation": 2,
             "games_per_task": 1,  # a long task would hold its worker from a stage's next task
-            "max_unexported_games": 8,
-            "eval_games": 4,
-            "eval_search": SearchConfig(simulations=16, batch_size=8, dirichlet_fraction=0.0),
+            "selfplay": BatchedSettings(GumbelConfig(simulations=8, considered=4), sample_moves=20),
+            "max_unexported_games": 4,
+            "eval_games": 2,
+            "eval_search": SearchConfig(simulations=8, batch_size=8, dirichlet_fraction=0.0),
         }
         for board in ("square19", "hexagonal")
     },
