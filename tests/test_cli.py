@@ -30,6 +30,19 @@ def test_bench_heuristic_json_last_line() -> None:
     assert data["heuristic_wins"] + data["heuristic_losses"] + data["draws"] == 4
 
 
+def test_bench_evaluate_json_last_line() -> None:
+    out = _run(
+        "bench", "evaluate", "--model", "b1c8", "--sims", "4", "--games", "4",
+        "--max-moves", "16", "--opponent", "random", "--json",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (data["games"], data["opponent"], data["simulations"]) == (4, "random", 4)
+    assert data["games_per_hour"] > 0 and data["ratio"] > 0 and data["mean_batch"] >= 1
+    c = data["candidate"]
+    assert c["wins"] + c["losses"] + c["draws"] == 4 and 0 <= c["score"] <= 1
+
+
 def test_demo_plays_a_game() -> None:
     out = _run("demo", "--seconds", "0.5")
     assert out.returncode == 0, out.stderr

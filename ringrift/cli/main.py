@@ -208,6 +208,71 @@ def bench_selfplay(
     return 0
 
 
+@bench.command("evaluate", help="a batched evaluation match against the bare network")
+@click.option("--config", default="square8_2p")
+@click.option("--model", default="b6c64", help="network shape (fresh weights)")
+@click.option("--model-path", default=None, help="a saved candidate of that shape instead")
+@click.option(
+    "--opponent",
+    type=click.Choice(["network", "random", "heuristic"]),
+    default="network",
+    help="a second network of that shape (default), random or the heuristic player",
+)
+@click.option("--opponent-path", default=None, help="a saved opponent network")
+@click.option("--sims", type=int, default=64)
+@click.option("--games", type=int, default=64, help="games, all in flight at once")
+@click.option("--max-moves", type=int, default=None, help="stop games early")
+@click.option("--seed", type=int, default=1)
+@click.option("--device", default=None)
+@click.option("--threads", type=int, default=None, help="torch threads")
+@click.option("--json", "as_json", is_flag=True)
+def bench_evaluate(
+    config: str,
+    model: str,
+    model_path: str | None,
+    opponent: str,
+    opponent_path: str | None,
+    sims: int,
+    games: int,
+    max_moves: int | None,
+    seed: int,
+    device: str | None,
+    threads: int | None,
+    as_json: bool,
+) -> int:
+    import torch
+
+    from ringrift.cli.bench_evaluate import bench_evaluate
+    from ringrift.cli.bench_selfplay import default_threads
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.set_num_threads(threads or default_threads(device))
+    d = bench_evaluate(
+        config,
+        model,
+        sims,
+        games,
+        opponent=opponent,
+        seed=seed,
+        device=device,
+        model_path=model_path,
+        opponent_path=opponent_path,
+        max_moves=max_moves,
+    )
+    c = d["candidate"]
+    print(
+        f"{d['config']} {d['model']} against {d['opponent']} on {d['device']} "
+        f"({d['threads']} threads), {d['games']} games at {d['simulations']} simulations in "
+        f"{d['seconds']} s: {d['games_per_hour']} games/hour, {d['evals_per_s']} network "
+        f"evaluations/s (mean batch {d['mean_batch']}); bare network {d['bare_evals_per_s']}/s, "
+        f"ratio {d['ratio']}; candidate {c['wins']}-{c['losses']}-{c['draws']}, "
+        f"score {c['score']}"
+    )
+    if as_json:
+        print(json.dumps(d))
+    return 0
+
+
 @bench.command(
     "cluster",
     help="the scheduler under load on this machine: N workers (N-1 GPU queues and a cpu one) "

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ringrift.ai.batched import BatchedSettings
 from ringrift.ai.gumbel import GumbelConfig
-from ringrift.ai.mcts import SearchConfig
+from ringrift.ai.match import MatchSettings
 from ringrift.errors import ServiceError
 from ringrift.pipeline.gate import GateConfig, Threshold
 
@@ -33,7 +33,7 @@ class Preset:
     window_games: int  # newest games a dataset is built from
     train_preset: str  # training.config preset
     eval_games: int  # games against each opponent
-    eval_search: SearchConfig
+    eval_search: GumbelConfig  # noise-free Gumbel search, both sides
     eval_opening_moves: int  # sampled opening decisions, so evaluation games differ
     gate: GateConfig
     claim_seconds: int  # a started stage with no result after this long is started again
@@ -59,6 +59,10 @@ class Preset:
             sample_moves=round(base.sample_moves * (1 + 0.25 * exploration)),
         )
 
+    def match_settings(self) -> MatchSettings:
+        """How evaluation plays: every game of a match in flight at once (64 at most)."""
+        return MatchSettings(self.eval_search, min(self.eval_games, 64), self.eval_opening_moves)
+
     def train_config(self) -> TrainConfig:
         """The training config of this preset's runs: its network, and a random board symmetry
         per sample (export writes each position once)."""
@@ -77,7 +81,7 @@ TINY = Preset(
     window_games=400,
     train_preset="tiny",
     eval_games=8,
-    eval_search=SearchConfig(simulations=64, batch_size=8, dirichlet_fraction=0.0),
+    eval_search=GumbelConfig(simulations=64, considered=16),
     eval_opening_moves=4,
     gate=GateConfig(
         {
@@ -100,7 +104,7 @@ TINY = Preset(
             "selfplay": BatchedSettings(GumbelConfig(simulations=8, considered=4), sample_moves=20),
             "max_unexported_games": 4,
             "eval_games": 2,
-            "eval_search": SearchConfig(simulations=8, batch_size=8, dirichlet_fraction=0.0),
+            "eval_search": GumbelConfig(simulations=8, considered=4),
         }
         for board in ("square19", "hexagonal")
     },
@@ -115,7 +119,7 @@ DEFAULT = Preset(
     window_games=50_000,
     train_preset="default",
     eval_games=200,
-    eval_search=SearchConfig(simulations=200, batch_size=16, dirichlet_fraction=0.0),
+    eval_search=GumbelConfig(simulations=200, considered=16),
     eval_opening_moves=6,
     gate=GateConfig(),
     claim_seconds=4 * 3600,

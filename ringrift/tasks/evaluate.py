@@ -1,18 +1,19 @@
 """Evaluation: ``play_match`` plays the candidate against one opponent (random, the heuristic
-player, or the current best model) and records the result once; ``decide`` is the match
+player, or the current best model), every game of the match in flight at once with the
+networks' positions batched, and records the result once; ``decide`` is the match
 group's chord callback and hands the decision to the promotion step."""
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
 from typing import Any, cast
 
 from celery.utils.log import get_task_logger
 from sqlalchemy import Table, select
 
 from ringrift.ai import HeuristicPlayer, RandomPlayer
-from ringrift.ai.arena import MatchResult, MCTSPlayer, Player, play_match
+from ringrift.ai.arena import MatchResult
+from ringrift.ai.match import FixedSide, NetSide, Side, play_match_batched
 from ringrift.celery import app
 from ringrift.errors import ServiceError
 from ringrift.game import GameConfig
@@ -42,6 +43,8 @@ def play_match_task(
     p = preset(preset_name, config)
     if not isinstance(games, int) or not 1 <= games <= 100_000:
         raise ServiceError(f"games must be between 1 and 100000, got {games!r}")
+    if not isinstance(opponent, str) or not opponent or opponent == candidate_id:
+        raise ServiceError(f"opponent must be a baseline or another model, got {opponent!r}")
     evaluation_id = evaluation_name(candidate_id)
     svc = current()
     with svc.session() as s:
@@ -68,22 +71,34 @@ def play_match_task(
         if opponent not in ("random", "heuristic"):
             opp_eval = model_evaluator(svc, s, opponent, board, runtime.DEVICE)
 
-    def candidate(seed: int) -> Player:
-        return MCTSPlayer(cand_eval, p.eval_search, seed, candidate_id, p.eval_opening_moves)
-
-    def rival(seed: int) -> Player:
-        if opponent == "random":
-            return RandomPlayer(seed)
-        if opponent == "heuristic":
-            return HeuristicPlayer(seed)
+    cand = NetSide(candidate_id, cand_eval)
+    rival: Side
+    if opponent == "random":
+        rival = FixedSide("random", RandomPlayer)
+    elif opponent == "heuristic":
+        rival = FixedSide("heuristic", HeuristicPlayer)
+    else:
         assert opp_eval is not None
-        return MCTSPlayer(opp_eval, p.eval_search, seed, opponent, p.eval_opening_moves)
-
+        rival = NetSide(opponent, opp_eval)
     seed = zlib.crc32(f"{evaluation_id}/{opponent}".encode())
     beat = svc.settings.task_heartbeat_seconds
     with beating(redis_client(), match_name(candidate_id, opponent), beat, svc.settings.host):
-        res = _play_and_record(svc, cfg, candidate_id, opponent, games, candidate, rival, seed)
-    log.info("%s vs %s: %d-%d-%d", candidate_id, opponent, res.wins, res.losses, res.draws)
+        played = play_match_batched(cfg, cand, rival, range(games), seed, p.match_settings())
+        res = played.result()
+        _record(svc, cfg, candidate_id, opponent, res)
+    t = played.timers
+    log.info(
+        "%s vs %s: %d-%d-%d in %.1f s (network %.0f%%, %d positions in %d calls)",
+        candidate_id,
+        opponent,
+        res.wins,
+        res.losses,
+        res.draws,
+        t.total_s,
+        100 * t.network_s / t.total_s if t.total_s else 0.0,
+        t.evaluations,
+        t.batches,
+    )
     return {
         "opponent": opponent,
         "wins": res.wins,
@@ -93,18 +108,11 @@ def play_match_task(
     }
 
 
-def _play_and_record(
-    svc: Service,
-    cfg: GameConfig,
-    candidate_id: str,
-    opponent: str,
-    games: int,
-    candidate: Callable[[int], Player],
-    rival: Callable[[int], Player],
-    seed: int,
-) -> MatchResult:
+def _record(
+    svc: Service, cfg: GameConfig, candidate_id: str, opponent: str, res: MatchResult
+) -> None:
+    """Store the match's result once (a second delivery's insert is ignored)."""
     evaluation_id = evaluation_name(candidate_id)
-    res = play_match(cfg, candidate, rival, games, seed)
     with svc.session() as s:
         table = cast(Table, EvaluationMatch.__table__)
         stmt = insert_ignoring_duplicates(s, table, ["evaluation_id", "opponent"])
@@ -123,7 +131,6 @@ def _play_and_record(
                 }
             ],
         )
-    return res
 
 
 @app.task(name="ringrift.evaluate.decide")
