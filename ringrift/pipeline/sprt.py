@@ -139,7 +139,7 @@ def _constrained_logs(values: list[float], freqs: list[float], mean: float) -> l
 
 def llr(counts: Mapping[float, int], config: SprtConfig) -> float:
     """The log-likelihood ratio of elo1 against elo0 for these score counts."""
-    merged = dict(counts)
+    merged: dict[float, float] = {x: float(n) for x, n in counts.items()}
     for edge in (0.0, 1.0):
         merged[edge] = merged.get(edge, 0) + PRIOR
     values = sorted(merged)
