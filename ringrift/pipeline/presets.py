@@ -81,7 +81,9 @@ TINY = Preset(
     window_games=400,
     train_preset="tiny",
     eval_games=8,
-    eval_search=GumbelConfig(simulations=64, considered=16),
+    # Gumbel at 16 simulations beats random 8-0 with an untrained hex8 network, where PUCT at
+    # 64 managed 4-4, at under half the cost.
+    eval_search=GumbelConfig(simulations=16, considered=8),
     eval_opening_moves=4,
     gate=GateConfig(
         {
