@@ -120,6 +120,19 @@ def test_allocate_fills_below_target_first_then_keeps_every_place_busy_within_ro
     assert capped == ["a"]  # b is at its bound, a has room for one more
 
 
+def test_a_lower_priority_that_has_waited_long_enough_goes_before_a_higher_one() -> None:
+    target = {"big": 1, "small": 1, "other": 1}
+    prio = {"big": 8.0, "small": 6.0, "other": 6.0}
+    room = dict.fromkeys(target, 9)
+    # one place frees at a time: the higher priority wins while the waits are alike
+    assert allocate(1, target, {}, prio, room, {"big": 10, "small": 10, "other": 5}) == ["big"]
+    # but not for good: six tenths of big's priority that has waited twice as long goes first
+    assert allocate(1, target, {}, prio, room, {"big": 10, "small": 20, "other": 5}) == ["small"]
+    # and a place handed out resets the wait, so the next goes to the next longest weighted wait
+    picks = allocate(3, target, {}, prio, room, {"big": 10, "small": 20, "other": 15})
+    assert picks == ["small", "other", "big"]
+
+
 def test_elo_from_score_is_symmetric_and_finite() -> None:
     assert elo_from_score(0.5, 10) == pytest.approx(0.0)
     assert elo_from_score(0.75, 100) == pytest.approx(-elo_from_score(0.25, 100))

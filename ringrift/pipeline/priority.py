@@ -124,11 +124,18 @@ def allocate(
     inflight: dict[str, int],
     prio: dict[str, float],
     room: dict[str, int],
+    waited: dict[str, float] | None = None,
 ) -> list[str]:
     """The configuration for each of ``free`` new selfplay tasks: those below their target
     first, each filled in proportion to its target; once every one is at its target, the
     highest priority per task in flight, so no free queue is left idle while some configuration
-    may still play. ``room`` caps the new tasks of each configuration (its backpressure bound)."""
+    may still play. ``room`` caps the new tasks of each configuration (its backpressure bound).
+
+    Among configurations equally far below their targets, the one with the largest priority
+    times ``waited`` (seconds since its last selfplay task was sent) goes first: when the
+    targets add up to more places than free up, a lower priority waits longer but is never
+    passed over for good."""
+    waited = waited or {}
     load = dict(inflight)
     given = {c: 0 for c in target}
     picks: list[str] = []
@@ -138,10 +145,19 @@ def allocate(
             break
         below = [c for c in open_ if load.get(c, 0) < target[c]]
         if below:  # the least filled in proportion to its target, the higher priority on a tie
-            c = min(below, key=lambda c: (load.get(c, 0) / target[c], -prio.get(c, 0.0), c))
+            c = min(
+                below,
+                key=lambda c: (
+                    load.get(c, 0) / target[c],
+                    -prio.get(c, 0.0) * waited.get(c, 1.0),
+                    -prio.get(c, 0.0),
+                    c,
+                ),
+            )
         else:
             c = max(open_, key=lambda c: (prio.get(c, 0.0) / (1 + load.get(c, 0)), c))
         picks.append(c)
+        waited[c] = 0.0
         load[c] = load.get(c, 0) + 1
         given[c] += 1
     return picks

@@ -39,6 +39,8 @@ from ringrift.pipeline.state import current_best, evaluation_name, game_count, s
 from ringrift.store.models import EvaluationMatch, Model, PipelineState, ScheduleChange, utcnow
 
 INFLIGHT = "ringrift:selfplay:inflight:"  # + config: sorted set, shard name -> time sent
+LAST_SENT = "ringrift:selfplay:last_sent"  # hash: config -> time its last task was sent
+NEVER_SENT_S = 24 * 3600.0  # the wait counted for a configuration with no task sent yet
 
 
 @dataclass(frozen=True)
@@ -163,8 +165,23 @@ def inflight(r: redis.Redis, config: str, older_than: float) -> int:
 
 
 def sent(r: redis.Redis, task: SelfplayTask, seconds: int) -> None:
-    r.zadd(INFLIGHT + task.config, {task.shard: time.time()})
+    now = time.time()
+    r.zadd(INFLIGHT + task.config, {task.shard: now})
     r.expire(INFLIGHT + task.config, seconds)
+    r.hset(LAST_SENT, task.config, now)
+
+
+def waited(r: redis.Redis) -> dict[str, float]:
+    """Seconds since each configuration's last selfplay task was sent."""
+    now = time.time()
+    out: dict[str, float] = {}
+    for k, v in r.hgetall(LAST_SENT).items():
+        key = k.decode() if isinstance(k, bytes) else str(k)
+        try:
+            out[key] = max(0.0, now - float(v))
+        except ValueError:
+            continue  # not a time: counted as never sent
+    return out
 
 
 def ended(r: redis.Redis, config: str, shard: str) -> None:
@@ -254,12 +271,14 @@ def plan(
             for st, prio, new, flying, _room, blocked in rows
         ]
         open_ = {c.config: c for c in schedules if c.blocked is None}
+        since = waited(r)
         picks = allocate(
             sum(free.values()),
             {c: max(1, o.target) for c, o in open_.items()},
             {c: o.inflight for c, o in open_.items()},
             {c: o.priority.value for c, o in open_.items()},
             {row[0].config: row[4] for row in rows},
+            {c: since.get(c, NEVER_SENT_S) for c in open_},
         )
         queue_places = [q for q, n in sorted(free.items()) for _ in range(n)]
         tasks = []
