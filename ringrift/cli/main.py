@@ -148,6 +148,17 @@ def bench_train(
     return 0
 
 
+def _search_device(device: str | None, threads: int | None) -> str:
+    """The device a search benchmark runs on (CUDA when there is one), its torch threads set."""
+    import torch
+
+    from ringrift.cli.bench_selfplay import default_threads
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.set_num_threads(threads or default_threads(device))
+    return device
+
+
 @bench.command("selfplay", help="batched Gumbel selfplay against the bare network")
 @click.option("--config", default="square8_2p")
 @click.option("--model", default="b6c64", help="network shape (fresh weights)")
@@ -175,12 +186,9 @@ def bench_selfplay(
     no_overlap: bool,
     as_json: bool,
 ) -> int:
-    import torch
+    from ringrift.cli.bench_selfplay import bench_selfplay
 
-    from ringrift.cli.bench_selfplay import bench_selfplay, default_threads
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    torch.set_num_threads(threads or default_threads(device))
+    device = _search_device(device, threads)
     d = bench_selfplay(
         config,
         model,
@@ -240,13 +248,9 @@ def bench_evaluate(
     threads: int | None,
     as_json: bool,
 ) -> int:
-    import torch
-
     from ringrift.cli.bench_evaluate import bench_evaluate
-    from ringrift.cli.bench_selfplay import default_threads
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    torch.set_num_threads(threads or default_threads(device))
+    device = _search_device(device, threads)
     d = bench_evaluate(
         config,
         model,
