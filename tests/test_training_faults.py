@@ -163,7 +163,7 @@ def test_kill_9_mid_run_resumes_from_the_newest_checkpoint(pipe: Pipe) -> None:
     run_id = add_run(pipe, 0)
     with train_worker(pipe, "gpu0", "doomed") as doomed:
         pipe.send(TRAIN, run_id, 0, queue="gpu0")
-        wait_until("three checkpoints", lambda: len(checkpoint_steps(pipe, run_id)) >= 3, 90)
+        wait_until("three checkpoints", lambda: len(checkpoint_steps(pipe, run_id)) >= 3, 240)
         kill_group(doomed)
     at_death = run_row(pipe, run_id)
     newest = usable_checkpoints(pipe, run_id)[-1]
