@@ -4,7 +4,7 @@ the others. Used by evaluation and by the heuristic benchmark."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -55,6 +55,17 @@ class MatchResult:
     losses: int = 0
     draws: int = 0
 
+    def add(self, winner: int | None, ranks: Sequence[int] | None, seat: int) -> None:
+        """Count one game for the player in ``seat``: a win is finishing first alone, a draw a
+        game without a winner in which it shares first place, anything else a loss."""
+        self.games += 1
+        if winner == seat:
+            self.wins += 1
+        elif winner is None and ranks and ranks[seat - 1] == 1:
+            self.draws += 1
+        else:
+            self.losses += 1
+
 
 PlayerFactory = Callable[[int], Player]  # seed -> player
 
@@ -81,11 +92,5 @@ def play_match(
         state = GameState.initial(config)
         while not state.is_over:
             apply_move_unchecked(state, players[state.current].choose(state))
-        res.games += 1
-        if state.winner == seat:
-            res.wins += 1
-        elif state.winner is None and state.ranks and state.ranks[seat - 1] == 1:
-            res.draws += 1
-        else:
-            res.losses += 1
+        res.add(state.winner, state.ranks, seat)
     return res

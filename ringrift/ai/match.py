@@ -21,7 +21,9 @@ import numpy as np
 
 from ringrift.ai.arena import MatchResult, Player
 from ringrift.ai.gumbel import Evaluation, GumbelConfig, Leaves, SearchGen, gumbel_search
+from ringrift.ai.heuristic import HeuristicPlayer
 from ringrift.ai.mcts import Evaluator
+from ringrift.ai.random_player import RandomPlayer
 from ringrift.game import (
     GameConfig,
     GameState,
@@ -62,6 +64,16 @@ class FixedSide:
 
 Side = NetSide | FixedSide
 
+BASELINES: dict[str, Callable[[int], Player]] = {
+    "random": RandomPlayer,
+    "heuristic": HeuristicPlayer,
+}
+
+
+def baseline_side(name: str) -> FixedSide:
+    """The side of a baseline opponent without a network (``random``, ``heuristic``)."""
+    return FixedSide(name, BASELINES[name])
+
 
 @dataclass(frozen=True)
 class GameOutcome:
@@ -92,13 +104,7 @@ class MatchOutcome:
         """Wins, losses and draws: a win is finishing first alone, a draw sharing first place."""
         res = MatchResult()
         for g in self.games:
-            res.games += 1
-            if g.winner == g.seat:
-                res.wins += 1
-            elif g.winner is None and g.ranks and g.ranks[g.seat - 1] == 1:
-                res.draws += 1
-            else:
-                res.losses += 1
+            res.add(g.winner, g.ranks, g.seat)
         return res
 
 
@@ -261,6 +267,7 @@ def _step(
 
 
 __all__ = [
+    "BASELINES",
     "FixedSide",
     "GameOutcome",
     "MatchOutcome",
@@ -268,6 +275,7 @@ __all__ = [
     "MatchTimers",
     "NetSide",
     "Side",
+    "baseline_side",
     "play_match_batched",
     "rank_score",
 ]

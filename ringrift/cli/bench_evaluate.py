@@ -14,26 +14,12 @@ from typing import Any
 
 import torch
 
-from ringrift.ai import HeuristicPlayer, RandomPlayer
 from ringrift.ai.gumbel import GumbelConfig
-from ringrift.ai.match import FixedSide, MatchSettings, NetSide, Side, play_match_batched
-from ringrift.ai.net_evaluator import NetEvaluator
-from ringrift.ai.network import PolicyValueNet, load_model
-from ringrift.cli.bench_selfplay import bare_network_rate
+from ringrift.ai.match import MatchSettings, NetSide, Side, baseline_side, play_match_batched
+from ringrift.cli.bench_selfplay import bare_network_rate, bench_network
 from ringrift.game import GameConfig
 
 OPPONENTS = ("network", "random", "heuristic")
-
-
-def _network(cfg: GameConfig, arch: str, path: str | None, seed: int, dev: str) -> NetEvaluator:
-    device = torch.device(dev)
-    torch.manual_seed(seed)
-    model = (
-        load_model(path, cfg.board, arch, device=device)
-        if path
-        else PolicyValueNet(cfg.board, arch)
-    )
-    return NetEvaluator(model, device)
 
 
 def bench_evaluate(
@@ -53,14 +39,12 @@ def bench_evaluate(
     if opponent not in OPPONENTS:
         raise ValueError(f"opponent must be one of {OPPONENTS}, got {opponent!r}")
     cfg = GameConfig.parse(config)
-    cand = _network(cfg, arch, model_path, 1, device)
+    cand = bench_network(cfg, arch, model_path, 1, device)
     rival: Side
     if opponent == "network":
-        rival = NetSide("opponent", _network(cfg, arch, opponent_path, 2, device))
-    elif opponent == "random":
-        rival = FixedSide("random", RandomPlayer)
+        rival = NetSide("opponent", bench_network(cfg, arch, opponent_path, 2, device))
     else:
-        rival = FixedSide("heuristic", HeuristicPlayer)
+        rival = baseline_side(opponent)
     settings = MatchSettings(
         GumbelConfig(simulations=simulations), games, opening_moves=4, max_moves=max_moves
     )

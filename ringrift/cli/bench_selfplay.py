@@ -94,11 +94,18 @@ def _play(job: _Job) -> tuple[dict[str, Any], int]:
 
 
 def _evaluator(job: _Job, cfg: GameConfig) -> NetEvaluator:
-    dev = torch.device(job.device)
-    torch.manual_seed(1)  # every process plays with the same network
-    if job.model_path:
-        return NetEvaluator(load_model(job.model_path, cfg.board, job.arch, device=dev), dev)
-    return NetEvaluator(PolicyValueNet(cfg.board, job.arch), dev)
+    return bench_network(cfg, job.arch, job.model_path, 1, job.device)  # the same in every process
+
+
+def bench_network(
+    cfg: GameConfig, arch: str, path: str | None, seed: int, device: str
+) -> NetEvaluator:
+    """A benchmark's network: the saved model at ``path``, or fresh weights from ``seed``."""
+    dev = torch.device(device)
+    torch.manual_seed(seed)
+    if path:
+        return NetEvaluator(load_model(path, cfg.board, arch, device=dev), dev)
+    return NetEvaluator(PolicyValueNet(cfg.board, arch), dev)
 
 
 def bench_selfplay(

@@ -11,9 +11,8 @@ from typing import Any, cast
 from celery.utils.log import get_task_logger
 from sqlalchemy import Table, select
 
-from ringrift.ai import HeuristicPlayer, RandomPlayer
 from ringrift.ai.arena import MatchResult
-from ringrift.ai.match import FixedSide, NetSide, Side, play_match_batched
+from ringrift.ai.match import BASELINES, NetSide, Side, baseline_side, play_match_batched
 from ringrift.celery import app
 from ringrift.errors import ServiceError
 from ringrift.game import GameConfig
@@ -68,18 +67,11 @@ def play_match_task(
         board = cfg.board.value
         cand_eval = model_evaluator(svc, s, candidate_id, board, runtime.DEVICE)
         opp_eval = None
-        if opponent not in ("random", "heuristic"):
+        if opponent not in BASELINES:
             opp_eval = model_evaluator(svc, s, opponent, board, runtime.DEVICE)
 
     cand = NetSide(candidate_id, cand_eval)
-    rival: Side
-    if opponent == "random":
-        rival = FixedSide("random", RandomPlayer)
-    elif opponent == "heuristic":
-        rival = FixedSide("heuristic", HeuristicPlayer)
-    else:
-        assert opp_eval is not None
-        rival = NetSide(opponent, opp_eval)
+    rival: Side = baseline_side(opponent) if opp_eval is None else NetSide(opponent, opp_eval)
     seed = zlib.crc32(f"{evaluation_id}/{opponent}".encode())
     beat = svc.settings.task_heartbeat_seconds
     with beating(redis_client(), match_name(candidate_id, opponent), beat, svc.settings.host):
