@@ -27,7 +27,7 @@ from ringrift.pipeline.priority import (
     velocity,
 )
 from ringrift.pipeline.scheduler import inflight, lineage_ratings, plan, sent
-from ringrift.pipeline.state import adjust_exploration
+from ringrift.pipeline.state import adjust_exploration, stop_waiting, waiting_place
 from ringrift.store import (
     ArtifactRef,
     record_artifact,
@@ -153,6 +153,21 @@ def r(redis_url: str) -> Iterator[redis.Redis]:
 def svc(tmp_path: Path) -> Iterator[Service]:
     with ledger_service(tmp_path) as service:
         yield service
+
+
+def test_the_slot_line_is_first_come_first_served_and_survives_a_concurrent_claim(
+    r: redis.Redis,
+) -> None:
+    assert waiting_place(r, "evaluate", "hex8_2p") == 0
+    assert waiting_place(r, "evaluate", "square8_2p") == 1
+    assert waiting_place(r, "evaluate", "hex8_2p") == 0  # keeps its place when seen again
+    stop_waiting(r, "evaluate", "hex8_2p")  # it got its slot
+    assert waiting_place(r, "evaluate", "square8_2p") == 0
+    # Another reconcile of square8_2p won the claim and stopped its wait between this one's
+    # check and its read of the line: it rejoins instead of failing.
+    r.zrem("ringrift:slot-wait:evaluate", "square8_2p")
+    assert waiting_place(r, "evaluate", "hex8_2p") == 0
+    assert waiting_place(r, "evaluate", "square8_2p") == 1
 
 
 def _changes(svc: Service) -> list[tuple[str, str]]:

@@ -556,15 +556,18 @@ def waiting_place(r: redis.Redis, stage: str, config: str) -> int:
     slots. First come, first served: a configuration that became ready later, or that the tick
     happens to reconcile first, does not overtake one that has waited longer."""
     line, mine = SLOT_WAIT + stage, f"{SLOT_WAIT}{stage}:{config}"
-    if not r.exists(mine):  # (re)joins at the back
-        r.zadd(line, {config: time.time()})
+    # (re)joins at the back when unseen for a while; otherwise keeps its place, and is put back
+    # at the back if a concurrent ``stop_waiting`` (another reconcile of the same
+    # configuration that won the claim) took it out
+    r.zadd(line, {config: time.time()}, nx=bool(r.exists(mine)))
     r.set(mine, 1, ex=SLOT_WAIT_SECONDS)
     waiters = [_text(c) for c in r.zrange(line, 0, -1)]  # type: ignore[arg-type]
     seen = r.mget([f"{SLOT_WAIT}{stage}:{c}" for c in waiters])
     gone = [c for c, alive in zip(waiters, seen, strict=True) if alive is None]
     if gone:
         r.zrem(line, *gone)
-    return [c for c in waiters if c not in gone].index(config)
+    alive = [c for c in waiters if c not in gone]
+    return alive.index(config) if config in alive else len(alive)
 
 
 def stop_waiting(r: redis.Redis, stage: str, config: str) -> None:
