@@ -50,6 +50,17 @@ REPORT = {
                 "decision": None,
                 "matches": {"heuristic": {"games": 20, "wins": 12, "losses": 6, "draws": 2}},
             },
+            "last_decision": {
+                "model": "model-square8_2p-g13",
+                "status": "rejected",
+                "sprt": {
+                    "verdict": "fail",
+                    "llr": -2.9512,
+                    "lower": -2.944,
+                    "upper": 2.944,
+                    "games": 96,
+                },
+            },
             "training": {
                 "run": "run-square8_2p-g12",
                 "status": "running",
@@ -150,6 +161,9 @@ def test_the_table_has_a_row_per_config_and_a_dash_for_each_absent_key() -> None
         "segment 2",
         "cancel requested",
         "vs heuristic 12-6-2",
+        "g13 rejected",
+        "SPRT fail after 96",
+        "LLR -2.95 of -2.94..2.94",
         "failed 10/40",
         "error: CUDA out of memory [gpu0]",  # rich markup would have eaten "[gpu0]"
     ):

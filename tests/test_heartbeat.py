@@ -34,6 +34,8 @@ from tests.celery_harness import REPO
 from tests.ledger_harness import ledger_service, redis_database
 
 CONFIG = "square8_2p"
+# the tiny preset's first evaluation on square8: 8 games against each fixed opponent, in 4s
+ALL_CHUNKS = [["random", 0, 4], ["random", 4, 4], ["heuristic", 0, 4], ["heuristic", 4, 4]]
 SECONDS = 2  # heartbeat time-out in these tests
 
 _BEAT = """
@@ -133,11 +135,12 @@ def test_the_reconciler_sends_again_only_the_match_whose_worker_was_killed(
 ) -> None:
     candidate = _evaluating(svc)
     [due] = reconcile(svc, r, CONFIG)
-    assert due.stage == "evaluate" and due.detail["opponents"] == ["random", "heuristic"]
+    assert due.stage == "evaluate" and due.detail["matches"] == ALL_CHUNKS
     group = group_for(due)
     record_dispatch(r, due.key, group, 600)  # as tasks.pipeline.start does before sending
-    dead, alive = (m.id for m in group.members)
-    assert (dead, alive) == (f"eval-{candidate}/random", f"eval-{candidate}/heuristic")
+    dead, alive, *queued = (m.id for m in group.members)
+    assert (dead, alive) == (f"eval-{candidate}/random@0", f"eval-{candidate}/random@4")
+    assert queued == [f"eval-{candidate}/heuristic@0", f"eval-{candidate}/heuristic@4"]
 
     killed = _beat(_url(r), dead)
     working = _beat(_url(r), alive)
@@ -162,9 +165,9 @@ def test_the_reconciler_sends_again_only_the_match_whose_worker_was_killed(
     time.sleep(SECONDS + 0.5)
     assert reconcile(svc, r, CONFIG) == []
 
-    # Both matches recorded: the stage is free, and the decision is what is due next.
-    for opponent in ("random", "heuristic"):
-        _record_match(svc, candidate, opponent)
+    # Every chunk recorded: the stage is free, and the decision is what is due next.
+    for opponent, first, _ in ALL_CHUNKS:
+        _record_match(svc, candidate, opponent, first)
     [decide] = reconcile(svc, r, CONFIG)
     assert decide.stage == "decide" and decide.detail == {"candidate_id": candidate}
     # ... and the evaluation's slot is free again for another configuration's evaluation
@@ -172,7 +175,7 @@ def test_the_reconciler_sends_again_only_the_match_whose_worker_was_killed(
     assert in_flight(svc, r, "evaluate") == 0
 
 
-def _record_match(svc: Service, candidate: str, opponent: str) -> None:
+def _record_match(svc: Service, candidate: str, opponent: str, first_game: int = 0) -> None:
     with svc.session() as s:
         s.add(
             EvaluationMatch(
@@ -180,8 +183,9 @@ def _record_match(svc: Service, candidate: str, opponent: str) -> None:
                 config=candidate.removeprefix("model-").rsplit("-", 1)[0],
                 candidate_id=candidate,
                 opponent=opponent,
-                games=2,
-                wins=2,
+                first_game=first_game,
+                games=4,
+                wins=4,
                 losses=0,
                 draws=0,
             )
@@ -203,18 +207,18 @@ def test_evaluations_share_match_slots_first_come_first_served_and_a_lapsed_clai
         st = s.get(PipelineState, CONFIG)
         assert st is not None and st.stage == "evaluate: waits for a slot, 1 ahead"
 
-    # Room for two matches: the configuration that waited first takes them, though the tick
+    # Room for two chunks: the configuration that waited first takes them, though the tick
     # reconciles the other one first.
     assert reconcile(svc, r, CONFIG, Limits(eval_matches=3)) == []
     [first] = reconcile(svc, r, "hex8_2p", Limits(eval_matches=3))
-    assert first.stage == "evaluate" and first.detail["opponents"] == ["random", "heuristic"]
+    assert first.stage == "evaluate" and first.detail["matches"] == ALL_CHUNKS[:2]
     record_dispatch(r, first.key, group_for(first), 600)
     assert in_flight(svc, r, "evaluate") == 3
 
-    # Room for one: the next evaluation starts with one match, and the rest follows once it
+    # Room for one: the next evaluation starts with one chunk, and the rest follows once it
     # is in (a second claim of the same evaluation, not a repair).
     [due] = reconcile(svc, r, CONFIG, Limits(eval_matches=4))
-    assert due.detail["opponents"] == ["random"]
+    assert due.detail["matches"] == ALL_CHUNKS[:1]
     record_dispatch(r, due.key, group_for(due), 600)
     assert in_flight(svc, r, "evaluate") == 4
     _record_match(svc, other, "random")  # a match frees its slot when its result is in
@@ -222,7 +226,8 @@ def test_evaluations_share_match_slots_first_come_first_served_and_a_lapsed_clai
     assert reconcile(svc, r, CONFIG, Limits(eval_matches=4)) == []  # its match is still out
     _record_match(svc, candidate, "random")
     [rest] = reconcile(svc, r, CONFIG, Limits(eval_matches=4))
-    assert rest.key == due.key and rest.detail["opponents"] == ["heuristic"]
+    # room for two: hex8_2p's second chunk and the square19_2p claim hold the other two
+    assert rest.key == due.key and rest.detail["matches"] == ALL_CHUNKS[1:3]
     assert repairs(r) == {}
 
     r.delete(CLAIM_PREFIX + rest.key)  # the claim lapses with nothing done: its tasks were lost

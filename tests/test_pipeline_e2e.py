@@ -60,6 +60,12 @@ def _succeeded(logs: Path) -> Counter[str]:
     return done
 
 
+def _started(logs: Path, stage: str) -> int:
+    """How many times the reconciler sent ``stage`` (one chord each for an evaluation)."""
+    pattern = re.compile(rf"{CONFIG} g\d+: started {stage} ")
+    return sum(len(pattern.findall(log.read_text())) for log in logs.glob("worker-*.log"))
+
+
 def _summary_line(stdout: str) -> dict[str, object]:
     """The text summary's ``key value`` pairs (numbers as ints)."""
     last = stdout.strip().splitlines()[-1]
@@ -124,18 +130,27 @@ def test_readme_main_command_end_to_end_without_redis_server(tmp_path: Path) -> 
         # played while a generation trained; every other stage ran exactly once per generation
         assert len(shards) >= 4 and in_shards >= 16
         assert len([a for a in shards if a.id.startswith(f"shard-{CONFIG}-g0-")]) >= 2
+        chunks_played = 0
         for k in (0, 1):
             assert s.get(Artifact, f"dataset-{CONFIG}-g{k}") is not None
             run = s.get(TrainingRun, f"run-{CONFIG}-g{k}")
             assert run is not None and run.status == "done"
-            opponents = list(
-                s.scalars(
-                    select(EvaluationMatch.opponent).where(
+            played = [
+                (m.opponent, m.first_game, m.games)
+                for m in s.scalars(
+                    select(EvaluationMatch).where(
                         EvaluationMatch.evaluation_id == f"eval-model-{CONFIG}-g{k + 1}"
                     )
                 )
-            )
-            assert len(opponents) == len(set(opponents)) == (2 if k == 0 else 3)
+            ]
+            # the tiny preset: two chunks of 4 games against each fixed opponent, and against
+            # the best (from generation 2) chunks of 4 until the test decides, at most 8 games
+            fixed = {(o, f, 4) for o in ("random", "heuristic") for f in (0, 4)}
+            assert len(played) == len(set(played))
+            assert {c for c in played if c[0] in ("random", "heuristic")} == fixed
+            against_best = sorted(c[1] for c in played if c[0] not in ("random", "heuristic"))
+            assert against_best in (([],) if k == 0 else ([0], [0, 4]))
+            chunks_played += len(played)
         assert s.scalar(select(func.count()).select_from(TrainingRun)) == 2
         assert (
             s.scalar(select(func.count()).select_from(Artifact).where(Artifact.kind == "dataset"))
@@ -147,11 +162,12 @@ def test_readme_main_command_end_to_end_without_redis_server(tmp_path: Path) -> 
     assert done["ringrift.sync.collect"] >= 4
     for name in ("ringrift.export.build_dataset", "ringrift.train.train_model"):
         assert done[name] == 2, (name, done)
-    assert done["ringrift.evaluate.play_match"] == 5
-    # An evaluation's chord callback only frees the evaluation's slot: a tick that sees every
-    # match recorded first starts the decision itself, and the last callback may still be queued
-    # when generation 2 ends the loop. It never runs twice for one evaluation.
-    assert 1 <= done["ringrift.evaluate.decide"] <= 2, done
+    assert done["ringrift.evaluate.play_match"] == chunks_played  # each chunk played once
+    # A group of chunks' chord callback only frees the evaluation's slot: a tick that sees every
+    # chunk recorded first starts what follows itself, and the last callback may still be
+    # queued when generation 2 ends the loop. It never runs twice for one group.
+    groups = _started(data / "logs", "evaluate")
+    assert 1 <= done["ringrift.evaluate.decide"] <= groups, (groups, done)
     # The last promotion commits generation 2, which ends the loop; the loop's stop is a warm
     # shutdown, so that task still finishes and is logged.
     assert done["ringrift.promote.promote_model"] == 2, done
@@ -172,6 +188,12 @@ def test_readme_main_command_end_to_end_without_redis_server(tmp_path: Path) -> 
     assert status["config"] == CONFIG and status["generation"] == 2
     assert status["games_total"] == summary["games"] and status["best_model"] == promoted[-1].id
     assert set(status["best_evaluation"]["matches"]) >= {"random", "heuristic"}
+    # the second generation's decision, with its test against the first one
+    last = status["last_decision"]
+    assert last["model"] == f"model-{CONFIG}-g2" and last["status"] in ("promoted", "rejected")
+    test = last["sprt"]
+    assert test["verdict"] in ("pass", "fail", "capped") and test["games"] in (4, 8)
+    assert test["lower"] < 0 < test["upper"] and test["max_games"] == 8
     assert "error" in report["queues"]
 
 

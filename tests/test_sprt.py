@@ -100,3 +100,10 @@ def test_bad_settings_and_scores_are_refused() -> None:
         histogram([1.5])
     with pytest.raises(ValueError, match="non-negative"):
         sprt({1.0: -1}, CONFIG)
+
+
+def test_a_score_value_seen_in_no_game_changes_nothing() -> None:
+    seen = {1.0: 14, 0.0: 6}
+    config = SprtConfig()
+    assert llr({**seen, 0.5: 0}, config) == pytest.approx(llr(seen, config))
+    assert sprt({**seen, 0.5: 0}, config).verdict == sprt(seen, config).verdict

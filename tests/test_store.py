@@ -57,7 +57,7 @@ TABLES = {
     "training_runs",
 }
 CONFIG = "square8_2p"
-HEAD = "0006"  # the newest migration
+HEAD = "0007"  # the newest migration
 
 
 # --- databases --------------------------------------------------------------------------------

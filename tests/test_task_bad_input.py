@@ -115,6 +115,8 @@ def test_unknown_config_is_named_and_nothing_written(
         (COLLECT, ([{"artifact_id": "shard-nowhere"}], CONFIG, 0), "'shard-nowhere'"),
         (TRAIN, ("run-nowhere",), "'run-nowhere'"),
         (MATCH, (CONFIG, "model-nowhere", "random", 2, "tiny"), "'model-nowhere'"),
+        (MATCH, (CONFIG, "model-nowhere", "random", 2, "tiny", -4), "first_game must be between"),
+        (MATCH, (CONFIG, "model-nowhere", "random", 0, "tiny", 0), "games must be between"),
         (PROMOTE, (CONFIG, 0, "model-nowhere"), "model-nowhere"),
     ],
     ids=[
@@ -126,6 +128,8 @@ def test_unknown_config_is_named_and_nothing_written(
         "collect-shard",
         "train-run",
         "match-candidate",
+        "match-first-game",
+        "match-games",
         "promote-candidate",
     ],
 )

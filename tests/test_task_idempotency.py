@@ -272,6 +272,21 @@ def test_play_match_delivered_twice(pipe: Pipe, trained: dict[str, Any]) -> None
     assert again == first
     assert_unchanged(before, pipe.snapshot(), "a second play_match delivery")
     assert pipe.count("evaluation_matches", "evaluation_id = :e", e=evaluation_name(candidate)) == 1
+    # the match's next chunk is a row of its own, with its rank scores
+    second = pipe.run(MATCH, *args, 2, queue="gpu0", timeout=120)
+    assert second["first_game"] == 2 and second["games"] == 2
+    with pipe.svc.session() as s:
+        rows = s.scalars(
+            select(EvaluationMatch)
+            .where(EvaluationMatch.evaluation_id == evaluation_name(candidate))
+            .order_by(EvaluationMatch.first_game)
+        ).all()
+        assert [r.first_game for r in rows] == [0, 2]
+        for row in rows:
+            counts = {float(v): n for v, n in json.loads(row.histogram or "{}").items()}
+            assert sum(counts.values()) == row.games == 2
+            assert row.score == pytest.approx(sum(v * n for v, n in counts.items()))
+            assert counts.get(1.0, 0) == row.wins and counts.get(0.5, 0) == row.draws
 
 
 def test_play_match_two_copies_at_once_record_one_match(

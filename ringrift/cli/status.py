@@ -11,9 +11,8 @@ from sqlalchemy.orm import Session
 
 from ringrift.infra.service import Service
 from ringrift.pipeline.scheduler import lineage_ratings
-from ringrift.pipeline.state import evaluation_name, game_count, run_name
+from ringrift.pipeline.state import game_count, match_rows, match_scores, run_name
 from ringrift.store.models import (
-    EvaluationMatch,
     Game,
     Model,
     PipelineState,
@@ -57,23 +56,11 @@ def config_status(svc: Service, config: str) -> dict[str, Any]:
         }
         if st.best_model_id:
             best = s.get(Model, st.best_model_id)
-            matches = s.scalars(
-                select(EvaluationMatch).where(
-                    EvaluationMatch.evaluation_id == evaluation_name(st.best_model_id)
-                )
-            )
             out["best_evaluation"] = {
                 "decision": json.loads(best.decision) if best and best.decision else None,
-                "matches": {
-                    m.opponent: {
-                        "games": m.games,
-                        "wins": m.wins,
-                        "losses": m.losses,
-                        "draws": m.draws,
-                    }
-                    for m in matches
-                },
+                "matches": _matches(s, st.best_model_id),
             }
+        out["last_decision"] = _last_decision(s, config)
         run = s.get(TrainingRun, run_name(config, st.generation))
         if run is not None and run.status != "done":
             out["training"] = {
@@ -89,6 +76,40 @@ def config_status(svc: Service, config: str) -> dict[str, Any]:
                 "error": run.error,
             }
     return out
+
+
+def _matches(s: Session, model_id: str) -> dict[str, dict[str, Any]]:
+    """Each opponent's chunks added up: games, wins, losses, draws and mean rank score."""
+    return {
+        opponent: {
+            "games": m.games,
+            "wins": m.wins,
+            "losses": m.losses,
+            "draws": m.draws,
+            "score": round(m.score, 4),
+        }
+        for opponent, m in match_scores(match_rows(s, model_id)).items()
+    }
+
+
+def _last_decision(s: Session, config: str) -> dict[str, Any] | None:
+    """The newest gate decision of ``config`` (promoted or not), with its sequential test."""
+    model = s.scalars(
+        select(Model)
+        .where(Model.config == config, Model.decided_at.is_not(None))
+        .order_by(Model.decided_at.desc(), Model.id.desc())
+        .limit(1)
+    ).first()
+    if model is None or not model.decision:
+        return None
+    decision = json.loads(model.decision)
+    return {
+        "model": model.id,
+        "status": model.status,
+        "at": model.decided_at.isoformat() if model.decided_at else None,
+        "sprt": decision.get("sprt"),
+        "reasons": decision.get("reasons", []),
+    }
 
 
 def _schedule(s: Session, st: PipelineState) -> dict[str, Any]:

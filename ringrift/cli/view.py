@@ -96,13 +96,23 @@ def _training(t: Mapping[str, Any] | None) -> Text:
 
 def _best(c: Mapping[str, Any]) -> Text:
     """The best model (``g12`` for the pipeline's own ``model-<config>-g12``) and its
-    evaluation, win-loss-draw against each opponent."""
+    evaluation, win-loss-draw against each opponent; then the newest decision and its
+    sequential test."""
     model = c.get("best_model")
     own = f"model-{c['config']}-"
     out = Text(ABSENT if not model else model.removeprefix(own) if model.startswith(own) else model)
     ev = c.get("best_evaluation") or {}
     for opp, m in (ev.get("matches") or {}).items():
         out.append(f"\nvs {opp} {m['wins']}-{m['losses']}-{m['draws']}", style="dim")
+    last = c.get("last_decision") or {}
+    test = last.get("sprt")
+    if test:
+        name = str(last["model"])
+        out.append(
+            f"\n{name.removeprefix(own)} {last['status']}\nSPRT {test['verdict']} after "
+            f"{test['games']}\nLLR {test['llr']:.2f} of {test['lower']:.2f}..{test['upper']:.2f}",
+            style="dim",
+        )
     return out
 
 

@@ -18,6 +18,7 @@ from ringrift.ai.gumbel import GumbelConfig
 from ringrift.ai.match import MatchSettings
 from ringrift.errors import ServiceError
 from ringrift.pipeline.gate import GateConfig, Threshold
+from ringrift.pipeline.sprt import SprtConfig
 
 if TYPE_CHECKING:
     from training.config import TrainConfig
@@ -32,7 +33,10 @@ class Preset:
     selfplay: BatchedSettings  # parallel_games is set to the task's games
     window_games: int  # newest games a dataset is built from
     train_preset: str  # training.config preset
-    eval_games: int  # games against each opponent
+    eval_games: int  # games against each fixed opponent (random, heuristic)
+    eval_chunk_games: int  # games in one evaluation task; a match's chunks spread over queues
+    sprt: SprtConfig  # against the best: chunks until the test decides or reaches its cap
+    sprt_wave: int  # chunks against the best sent at once before the test is read again
     eval_search: GumbelConfig  # noise-free Gumbel search, both sides
     eval_opening_moves: int  # sampled opening decisions, so evaluation games differ
     gate: GateConfig
@@ -60,8 +64,15 @@ class Preset:
         )
 
     def match_settings(self) -> MatchSettings:
-        """How evaluation plays: every game of a match in flight at once (64 at most)."""
-        return MatchSettings(self.eval_search, min(self.eval_games, 64), self.eval_opening_moves)
+        """How evaluation plays: every game of a chunk in flight at once (64 at most)."""
+        return MatchSettings(
+            self.eval_search, min(self.eval_chunk_games, 64), self.eval_opening_moves
+        )
+
+    def match_games(self, opponent_kind: str) -> int:
+        """The most games a match against ``opponent_kind`` ("random", "heuristic", "best")
+        plays: fixed opponents a set number, the best until the sequential test decides."""
+        return self.sprt.max_games if opponent_kind == "best" else self.eval_games
 
     def train_config(self) -> TrainConfig:
         """The training config of this preset's runs: its network, and a random board symmetry
@@ -81,6 +92,11 @@ TINY = Preset(
     window_games=400,
     train_preset="tiny",
     eval_games=8,
+    eval_chunk_games=4,
+    # Too few games for the test to decide often: at its cap the gate's "best" threshold
+    # decides, as it did before there was a test.
+    sprt=SprtConfig(elo0=0, elo1=100, alpha=0.1, beta=0.1, max_games=8),
+    sprt_wave=1,
     # Gumbel at 16 simulations beats random 8-0 with an untrained hex8 network, where PUCT at
     # 64 managed 4-4, at under half the cost.
     eval_search=GumbelConfig(simulations=16, considered=8),
@@ -106,6 +122,8 @@ TINY = Preset(
             "selfplay": BatchedSettings(GumbelConfig(simulations=8, considered=4), sample_moves=20),
             "max_unexported_games": 4,
             "eval_games": 2,
+            "eval_chunk_games": 2,
+            "sprt": SprtConfig(elo0=0, elo1=100, alpha=0.1, beta=0.1, max_games=2),
             "eval_search": GumbelConfig(simulations=8, considered=4),
         }
         for board in ("square19", "hexagonal")
@@ -121,9 +139,13 @@ DEFAULT = Preset(
     window_games=50_000,
     train_preset="default",
     eval_games=200,
+    eval_chunk_games=32,
+    sprt=SprtConfig(elo0=0, elo1=20, alpha=0.05, beta=0.05, max_games=400),
+    sprt_wave=4,
     eval_search=GumbelConfig(simulations=200, considered=16),
     eval_opening_moves=6,
-    gate=GateConfig(),
+    # against the best only the test decides: no threshold there, so its cap rejects
+    gate=GateConfig({"random": Threshold(min_score=0.8, min_lower_bound=0.7)}),
     claim_seconds=4 * 3600,
     stale_hours=12.0,
     max_unexported_games=6000,

@@ -35,8 +35,14 @@ from ringrift.pipeline.priority import (
     shares,
     targets,
 )
-from ringrift.pipeline.state import current_best, evaluation_name, game_count, shard_name
-from ringrift.store.models import EvaluationMatch, Model, PipelineState, ScheduleChange, utcnow
+from ringrift.pipeline.state import (
+    current_best,
+    game_count,
+    match_rows,
+    match_scores,
+    shard_name,
+)
+from ringrift.store.models import Model, PipelineState, ScheduleChange, utcnow
 
 INFLIGHT = "ringrift:selfplay:inflight:"  # + config: sorted set, shard name -> time sent
 LAST_SENT = "ringrift:selfplay:last_sent"  # hash: config -> time its last task was sent
@@ -123,19 +129,12 @@ def lineage_ratings(s: Session, config: str) -> list[tuple[str, float]]:
     rated: dict[str, float] = {}
     out = []
     for m in promoted:
-        matches = {
-            e.opponent: e
-            for e in s.scalars(
-                select(EvaluationMatch).where(
-                    EvaluationMatch.evaluation_id == evaluation_name(m.id)
-                )
-            )
-        }
+        matches = match_scores(match_rows(s, m.id))
         base, match = 0.0, matches.get("random")
         for opponent, e in matches.items():
             if opponent in rated:
                 base, match = rated[opponent], e
-        score = 0.5 if match is None else (match.wins + 0.5 * match.draws) / max(match.games, 1)
+        score = 0.5 if match is None or not match.games else match.score
         rated[m.id] = base + elo_from_score(score, match.games if match else 0)
         out.append((m.id, rated[m.id]))
     return out

@@ -15,8 +15,8 @@ a certainty). A pseudo-count of ``PRIOR`` games at each of the scores 0 and 1 ke
 hypotheses possible from the first game.
 
 The test accepts ``elo1`` once the LLR reaches ``log((1 - beta) / alpha)``, accepts ``elo0`` once
-it falls to ``log(beta / (1 - alpha))``, and fails at ``max_games`` without a decision: missing
-evidence never promotes.
+it falls to ``log(beta / (1 - alpha))``, and stops at ``max_games`` without a decision
+("capped"; the gate says what follows, and never promotes on a cap alone).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class SprtConfig:
     elo1: float = 20.0
     alpha: float = 0.05  # chance of passing a candidate whose strength is elo0
     beta: float = 0.05  # chance of failing a candidate whose strength is elo1
-    max_games: int = 400  # no decision by then: fail
+    max_games: int = 400  # no decision by then: capped
 
     def __post_init__(self) -> None:
         if not self.elo0 < self.elo1:
@@ -139,7 +139,7 @@ def _constrained_logs(values: list[float], freqs: list[float], mean: float) -> l
 
 def llr(counts: Mapping[float, int], config: SprtConfig) -> float:
     """The log-likelihood ratio of elo1 against elo0 for these score counts."""
-    merged: dict[float, float] = {x: float(n) for x, n in counts.items()}
+    merged: dict[float, float] = {x: float(n) for x, n in counts.items() if n}  # seen values
     for edge in (0.0, 1.0):
         merged[edge] = merged.get(edge, 0) + PRIOR
     values = sorted(merged)

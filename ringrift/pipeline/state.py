@@ -28,7 +28,7 @@ from ringrift.ai.selfplay import read_shard
 from ringrift.errors import ServiceError
 from ringrift.game import RULES_VERSION, GameConfig
 from ringrift.infra.service import Service
-from ringrift.pipeline.gate import GateDecision, MatchScore, decide
+from ringrift.pipeline.gate import GateDecision, MatchScore, decide, opponent_kind
 from ringrift.pipeline.heartbeat import (
     Dispatch,
     Member,
@@ -40,6 +40,7 @@ from ringrift.pipeline.heartbeat import (
 )
 from ringrift.pipeline.presets import Preset, preset
 from ringrift.pipeline.repairs import MATCH_RESENT, SHARD_COLLECTED, STAGE_RESTARTED, count
+from ringrift.pipeline.sprt import sprt
 from ringrift.store import ingest_games
 from ringrift.store.db import insert_ignoring_duplicates
 from ringrift.store.models import (
@@ -59,6 +60,7 @@ STAGE_STARTED = "ringrift:stage-started:"  # + stage key: it was started once (a
 STAGE_STARTED_SECONDS = 30 * 24 * 3600
 FIXED_OPPONENTS = ("random", "heuristic")
 MATCHES_PER_EVALUATION = len(FIXED_OPPONENTS) + 1  # and the best model, once there is one
+CHUNK_MARK = "@"  # a chunk's name: ``<evaluation>/<opponent>@<first game>``
 
 
 # ----- names: one per (config, iteration) ------------------------------------------------
@@ -84,9 +86,24 @@ def evaluation_name(candidate_id: str) -> str:
     return f"eval-{candidate_id}"
 
 
-def match_name(candidate_id: str, opponent: str) -> str:
-    """One match of an evaluation: the id its heartbeat goes by."""
-    return f"{evaluation_name(candidate_id)}/{opponent}"
+def match_name(candidate_id: str, opponent: str, first_game: int = 0) -> str:
+    """One chunk of a match of an evaluation (from game ``first_game`` on): the id its
+    heartbeat and its place in the dispatched group go by."""
+    return f"{evaluation_name(candidate_id)}/{opponent}{CHUNK_MARK}{first_game}"
+
+
+def parse_match_name(name: str) -> tuple[str, str, int]:
+    """(evaluation id, opponent, first game) of a ``match_name``."""
+    rest, _, first = name.rpartition(CHUNK_MARK)
+    evaluation_id, _, opponent = rest.rpartition("/")
+    if not evaluation_id or not opponent or not first.isdigit():
+        raise ServiceError(f"not an evaluation chunk's name: {name!r}")
+    return evaluation_id, opponent, int(first)
+
+
+def chunks(games: int, size: int) -> list[tuple[int, int]]:
+    """(first game, games) of each chunk of a ``games``-game match."""
+    return [(first, min(size, games - first)) for first in range(0, games, size)]
 
 
 # ----- validation shared by the tasks --------------------------------------------------------
@@ -312,14 +329,73 @@ def opponents_for(best: str | None) -> list[str]:
     return [*FIXED_OPPONENTS, *([best] if best else [])]
 
 
-def gate_decision(s: Session, st: PipelineState, candidate_id: str, p: Preset) -> GateDecision:
-    rows = s.scalars(
-        select(EvaluationMatch).where(
-            EvaluationMatch.evaluation_id == evaluation_name(candidate_id)
+def match_rows(s: Session, candidate_id: str) -> list[EvaluationMatch]:
+    """Every recorded chunk of ``candidate_id``'s evaluation."""
+    return list(
+        s.scalars(
+            select(EvaluationMatch)
+            .where(EvaluationMatch.evaluation_id == evaluation_name(candidate_id))
+            .order_by(EvaluationMatch.opponent, EvaluationMatch.first_game)
         )
     )
-    scores = [MatchScore(m.opponent, m.games, m.wins, m.losses, m.draws) for m in rows]
-    return decide(scores, p.gate, has_best=current_best(s, st) is not None)
+
+
+def match_scores(rows: list[EvaluationMatch]) -> dict[str, MatchScore]:
+    """Each opponent's chunks added up into one match score (games per score value merged);
+    rows recorded before chunks count their wins, draws and losses."""
+    out: dict[str, MatchScore] = {}
+    for row in rows:
+        counts: dict[float, int] = (
+            {float(k): int(v) for k, v in json.loads(row.histogram).items()}
+            if row.histogram is not None
+            else {1.0: row.wins, 0.5: row.draws, 0.0: row.losses}
+        )
+        total = row.wins + 0.5 * row.draws if row.score is None else row.score
+        old = out.get(row.opponent)
+        if old is not None:
+            assert old.histogram is not None and old.score_sum is not None
+            for value, n in old.histogram.items():
+                counts[value] = counts.get(value, 0) + n
+            total += old.score_sum
+        out[row.opponent] = MatchScore(
+            row.opponent,
+            row.games + (old.games if old else 0),
+            row.wins + (old.wins if old else 0),
+            row.losses + (old.losses if old else 0),
+            row.draws + (old.draws if old else 0),
+            total,
+            {v: n for v, n in sorted(counts.items()) if n},
+        )
+    return out
+
+
+def due_chunks(p: Preset, rows: list[EvaluationMatch], best: str | None) -> list[list[Any]]:
+    """The chunks still to play, ``[opponent, first game, games]`` each: the next
+    ``p.sprt_wave`` against the best while its test is undecided (first, as the test is the
+    long pole), then every missing chunk of the fixed opponents."""
+    recorded = {(row.opponent, row.first_game) for row in rows}
+    out: list[list[Any]] = []
+    if best is not None:
+        score = match_scores([row for row in rows if row.opponent == best]).get(best)
+        if not sprt(score.counts() if score else {}, p.sprt).decided:
+            todo = [
+                [best, first, n]
+                for first, n in chunks(p.match_games("best"), p.eval_chunk_games)
+                if (best, first) not in recorded
+            ]
+            out += todo[: p.sprt_wave]
+    for opponent in FIXED_OPPONENTS:
+        out += [
+            [opponent, first, n]
+            for first, n in chunks(p.match_games(opponent_kind(opponent)), p.eval_chunk_games)
+            if (opponent, first) not in recorded
+        ]
+    return out
+
+
+def gate_decision(s: Session, st: PipelineState, candidate_id: str, p: Preset) -> GateDecision:
+    scores = list(match_scores(match_rows(s, candidate_id)).values())
+    return decide(scores, p.gate, has_best=current_best(s, st) is not None, test=p.sprt)
 
 
 def apply_decision(s: Session, config: str, generation: int, candidate_id: str) -> str:
@@ -344,7 +420,13 @@ def apply_decision(s: Session, config: str, generation: int, candidate_id: str) 
             outcome = "promoted"
             s.refresh(st)
     model.status = outcome
-    model.decision = json.dumps({"promote": decision.promote, "reasons": decision.reasons})
+    model.decision = json.dumps(
+        {
+            "promote": decision.promote,
+            "reasons": decision.reasons,
+            "sprt": decision.sprt.to_dict() if decision.sprt else None,
+        }
+    )
     model.decided_at = utcnow()
     st.generation = generation + 1
     st.stage = "selfplay"
@@ -422,14 +504,13 @@ def group_for(due: Due) -> Dispatch:
     d = due.detail
     if due.stage == "evaluate":
         cand = d["candidate_id"]
-        games = preset(d["preset"], due.config).eval_games
         members = [
             Member(
-                match_name(cand, opp),
+                match_name(cand, opp, first),
                 "ringrift.evaluate.play_match",
-                [due.config, cand, opp, games, d["preset"]],
+                [due.config, cand, opp, games, d["preset"], first],
             )
-            for opp in d["opponents"]
+            for opp, first, games in d["matches"]
         ]
         decide = Member("decide", "ringrift.evaluate.decide", [due.config, due.generation, cand])
         return Dispatch("evaluate", members, decide)
@@ -486,20 +567,13 @@ def _plan(svc: Service, r: redis.Redis, config: str) -> tuple[str | None, Due | 
         candidate_id = run.result_model_id
         if candidate_id is None:
             raise ServiceError(f"training run {run.id} is done but names no model")
-        played = set(
-            s.scalars(
-                select(EvaluationMatch.opponent).where(
-                    EvaluationMatch.evaluation_id == evaluation_name(candidate_id)
-                )
-            )
-        )
-        missing = [o for o in opponents_for(current_best(s, st)) if o not in played]
+        missing = due_chunks(p, match_rows(s, candidate_id), current_best(s, st))
         if missing:
             return "evaluating", Due(
                 "evaluate",
                 config,
                 k,
-                {"candidate_id": candidate_id, "opponents": missing, "preset": p.name},
+                {"candidate_id": candidate_id, "matches": missing, "preset": p.name},
             )
         return "evaluating", Due("decide", config, k, {"candidate_id": candidate_id})
 
@@ -616,7 +690,7 @@ def reconcile(svc: Service, r: redis.Redis, config: str, limits: Limits | None =
         count(r, STAGE_RESTARTED)
     r.set(STAGE_STARTED + due.key, 1, ex=STAGE_STARTED_SECONDS)
     if room is not None and again.stage == "evaluate":
-        again.detail["opponents"] = again.detail["opponents"][: max(1, room)]
+        again.detail["matches"] = again.detail["matches"][: max(1, room)]
     return [again]
 
 
@@ -625,10 +699,12 @@ def member_finished(s: Session, stage: str, member_id: str) -> bool:
     if stage == "selfplay":
         return s.get(Artifact, member_id) is not None
     if stage == "evaluate":
-        evaluation_id, opponent = member_id.rsplit("/", 1)
+        evaluation_id, opponent, first = parse_match_name(member_id)
         q = select(func.count()).select_from(EvaluationMatch)
         q = q.where(
-            EvaluationMatch.evaluation_id == evaluation_id, EvaluationMatch.opponent == opponent
+            EvaluationMatch.evaluation_id == evaluation_id,
+            EvaluationMatch.opponent == opponent,
+            EvaluationMatch.first_game == first,
         )
         return bool(s.scalar(q))
     raise ServiceError(f"no group members in stage {stage!r}")

@@ -212,7 +212,10 @@ class Game(Base):
 
 
 class EvaluationMatch(Base):
-    """A candidate's result against one opponent in one evaluation, recorded once."""
+    """One chunk of a candidate's match against one opponent, recorded once: games
+    ``first_game`` to ``first_game + games - 1`` of that match. ``score`` is the candidate's
+    summed rank score (1 first, 0 last, ties shared) and ``histogram`` its games per score value
+    (JSON), which the sequential test reads; rows written before chunks have neither."""
 
     __tablename__ = "evaluation_matches"
 
@@ -221,14 +224,17 @@ class EvaluationMatch(Base):
     config: Mapped[str] = mapped_column(CONFIG)
     candidate_id: Mapped[str] = mapped_column(ForeignKey("models.id"))
     opponent: Mapped[str] = mapped_column(ID)  # "random", "heuristic" or a model id
+    first_game: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     games: Mapped[int] = mapped_column(Integer)
     wins: Mapped[int] = mapped_column(Integer)
     losses: Mapped[int] = mapped_column(Integer)
     draws: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float | None] = mapped_column(Float)
+    histogram: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
 
     __table_args__ = (
-        UniqueConstraint("evaluation_id", "opponent"),
+        UniqueConstraint("evaluation_id", "opponent", "first_game"),
         Index(None, "candidate_id"),
     )
 

@@ -1,10 +1,14 @@
-"""Evaluation: ``play_match`` plays the candidate against one opponent (random, the heuristic
-player, or the current best model), every game of the match in flight at once with the
-networks' positions batched, and records the result once; ``decide`` is the match
-group's chord callback and hands the decision to the promotion step."""
+"""Evaluation: ``play_match`` plays one chunk of the candidate's match against one opponent
+(random, the heuristic player, or the current best model): games ``first_game`` onwards of that
+match, every game in flight at once with the networks' positions batched, and records the
+chunk once with its rank scores. A chunk plays exactly the games the whole match would (the
+match's seed, the games' numbers), so a match split over several queues is the same match.
+``decide`` is the chunk group's chord callback: it hands on to the reconciler, which sends the
+next chunks against the best while its sequential test is undecided, then the decision."""
 
 from __future__ import annotations
 
+import json
 import zlib
 from typing import Any, cast
 
@@ -19,6 +23,7 @@ from ringrift.game import GameConfig
 from ringrift.infra.service import Service, current, redis_client
 from ringrift.pipeline.heartbeat import beating
 from ringrift.pipeline.presets import preset
+from ringrift.pipeline.sprt import histogram
 from ringrift.pipeline.state import (
     check_config,
     check_generation,
@@ -36,12 +41,23 @@ log = get_task_logger(__name__)
 
 @app.task(name="ringrift.evaluate.play_match")
 def play_match_task(
-    config: str, candidate_id: str, opponent: str, games: int, preset_name: str
+    config: str,
+    candidate_id: str,
+    opponent: str,
+    games: int,
+    preset_name: str,
+    first_game: int = 0,
 ) -> dict[str, Any]:
     cfg = check_config(config)
     p = preset(preset_name, config)
-    if not isinstance(games, int) or not 1 <= games <= 100_000:
+    if not isinstance(games, int) or isinstance(games, bool) or not 1 <= games <= 100_000:
         raise ServiceError(f"games must be between 1 and 100000, got {games!r}")
+    if (
+        not isinstance(first_game, int)
+        or isinstance(first_game, bool)
+        or not 0 <= first_game <= 1_000_000
+    ):
+        raise ServiceError(f"first_game must be between 0 and 1000000, got {first_game!r}")
     if not isinstance(opponent, str) or not opponent or opponent == candidate_id:
         raise ServiceError(f"opponent must be a baseline or another model, got {opponent!r}")
     evaluation_id = evaluation_name(candidate_id)
@@ -49,18 +65,21 @@ def play_match_task(
     with svc.session() as s:
         done = s.scalar(
             select(EvaluationMatch).where(
-                EvaluationMatch.evaluation_id == evaluation_id, EvaluationMatch.opponent == opponent
+                EvaluationMatch.evaluation_id == evaluation_id,
+                EvaluationMatch.opponent == opponent,
+                EvaluationMatch.first_game == first_game,
             )
         )
         if done is not None:
-            log.info("%s vs %s already played (redelivery)", candidate_id, opponent)
-            return {
-                "opponent": opponent,
-                "wins": done.wins,
-                "losses": done.losses,
-                "draws": done.draws,
-                "games": done.games,
-            }
+            log.info(
+                "%s vs %s from game %d already played (redelivery)",
+                candidate_id,
+                opponent,
+                first_game,
+            )
+            return _summary(
+                done.opponent, first_game, done.games, done.wins, done.losses, done.draws
+            )
         candidate_model = s.get(Model, candidate_id)
         if candidate_model is None or candidate_model.config != config:
             raise ServiceError(f"candidate {candidate_id!r} is not a {config} model in the ledger")
@@ -74,40 +93,61 @@ def play_match_task(
     rival: Side = baseline_side(opponent) if opp_eval is None else NetSide(opponent, opp_eval)
     seed = zlib.crc32(f"{evaluation_id}/{opponent}".encode())
     beat = svc.settings.task_heartbeat_seconds
-    with beating(redis_client(), match_name(candidate_id, opponent), beat, svc.settings.host):
-        played = play_match_batched(cfg, cand, rival, range(games), seed, p.match_settings())
+    numbers = range(first_game, first_game + games)
+    name = match_name(candidate_id, opponent, first_game)
+    with beating(redis_client(), name, beat, svc.settings.host):
+        played = play_match_batched(cfg, cand, rival, numbers, seed, p.match_settings())
         res = played.result()
-        _record(svc, cfg, candidate_id, opponent, res)
+        scores = [g.score for g in played.games]
+        _record(svc, cfg, candidate_id, opponent, first_game, res, scores)
     t = played.timers
     log.info(
-        "%s vs %s: %d-%d-%d in %.1f s (network %.0f%%, %d positions in %d calls)",
+        "%s vs %s, games %d-%d: %d-%d-%d, score %.3f, in %.1f s "
+        "(network %.0f%%, %d positions in %d calls)",
         candidate_id,
         opponent,
+        first_game,
+        first_game + games - 1,
         res.wins,
         res.losses,
         res.draws,
+        sum(scores) / len(scores),
         t.total_s,
         100 * t.network_s / t.total_s if t.total_s else 0.0,
         t.evaluations,
         t.batches,
     )
+    return _summary(opponent, first_game, res.games, res.wins, res.losses, res.draws)
+
+
+def _summary(
+    opponent: str, first_game: int, games: int, wins: int, losses: int, draws: int
+) -> dict[str, Any]:
     return {
         "opponent": opponent,
-        "wins": res.wins,
-        "losses": res.losses,
-        "draws": res.draws,
-        "games": res.games,
+        "first_game": first_game,
+        "wins": wins,
+        "losses": losses,
+        "draws": draws,
+        "games": games,
     }
 
 
 def _record(
-    svc: Service, cfg: GameConfig, candidate_id: str, opponent: str, res: MatchResult
+    svc: Service,
+    cfg: GameConfig,
+    candidate_id: str,
+    opponent: str,
+    first_game: int,
+    res: MatchResult,
+    scores: list[float],
 ) -> None:
-    """Store the match's result once (a second delivery's insert is ignored)."""
+    """Store the chunk's result once (a second delivery's insert is ignored)."""
     evaluation_id = evaluation_name(candidate_id)
+    counts = histogram(scores)
     with svc.session() as s:
         table = cast(Table, EvaluationMatch.__table__)
-        stmt = insert_ignoring_duplicates(s, table, ["evaluation_id", "opponent"])
+        stmt = insert_ignoring_duplicates(s, table, ["evaluation_id", "opponent", "first_game"])
         s.execute(
             stmt,
             [
@@ -116,10 +156,13 @@ def _record(
                     "config": cfg.name,
                     "candidate_id": candidate_id,
                     "opponent": opponent,
+                    "first_game": first_game,
                     "games": res.games,
                     "wins": res.wins,
                     "losses": res.losses,
                     "draws": res.draws,
+                    "score": sum(scores),
+                    "histogram": json.dumps({repr(v): n for v, n in sorted(counts.items())}),
                 }
             ],
         )
