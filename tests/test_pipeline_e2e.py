@@ -31,6 +31,7 @@ from ringrift.store.models import (
     Game,
     Model,
     PipelineState,
+    Rating,
     TrainingRun,
 )
 from tests.celery_harness import REPO, beat, celery_env, point_app_at, worker
@@ -171,6 +172,11 @@ def test_readme_main_command_end_to_end_without_redis_server(tmp_path: Path) -> 
     # The last promotion commits generation 2, which ends the loop; the loop's stop is a warm
     # shutdown, so that task still finishes and is logged.
     assert done["ringrift.promote.promote_model"] == 2, done
+    # each decision sends a fit of the rating table (the last may be left queued at the stop)
+    assert 1 <= done["ringrift.evaluate.rate"] <= 2, done
+    with _sessions(data)() as s:
+        rated = {r.model_id or r.player: r for r in s.scalars(select(Rating))}
+        assert rated["random"].rating == 0 and f"model-{CONFIG}-g1" in rated
 
     env["RINGRIFT_BROKER_URL"] = "redis://127.0.0.1:1/0"  # the loop's Redis is gone: no queues
     shown = subprocess.run(

@@ -51,13 +51,14 @@ TABLES = {
     "evaluation_matches",
     "games",
     "models",
+    "rating_fits",
     "pipeline_state",
     "ratings",
     "schedule_changes",
     "training_runs",
 }
 CONFIG = "square8_2p"
-HEAD = "0007"  # the newest migration
+HEAD = "0008"  # the newest migration
 
 
 # --- databases --------------------------------------------------------------------------------

@@ -395,6 +395,29 @@ def watch(interval: float, once: bool) -> int:
     return watch_status(_report, interval, once=once)
 
 
+@cli.command(
+    "ratings",
+    help="a configuration's ratings (Elo, random at 0) per exact model and baseline, with 95% "
+    "intervals, from every recorded evaluation; --json: one JSON list, a row per player",
+    short_help="a configuration's ratings per model, with intervals",
+)
+@click.option("--config", "config", required=True, help="the configuration, e.g. square8_2p")
+@click.option("--refit", is_flag=True, help="fit the table again from the ledger first")
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+def ratings(config: str, refit: bool, as_json: bool) -> int:
+    from ringrift.cli.ratings import ratings_report
+    from ringrift.infra.service import current
+
+    rows = ratings_report(current(), config, again=refit)
+    if as_json:
+        print(json.dumps(rows))
+        return 0
+    from ringrift.cli.view import ratings_table, stdout_console
+
+    stdout_console().print(ratings_table(config, rows))
+    return 0
+
+
 @cli.command("schedule", help="each configuration's selfplay priority, share and target")
 @click.option(
     "--explain", is_flag=True, help="why: the parts of each priority and the last recorded change"

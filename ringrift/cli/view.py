@@ -312,3 +312,35 @@ def watch_status(
                 live.update(frame(), refresh=True)
     except KeyboardInterrupt:
         return 0
+
+
+def ratings_table(config: str, rows: Sequence[Mapping[str, Any]]) -> RenderableType:
+    """``ringrift ratings``: one row per rated model or baseline, best first."""
+    if not rows:
+        return Text(
+            f"no ratings for {config} yet: they are fitted after each evaluation "
+            "(--refit fits them now from what the ledger holds)"
+        )
+    table = _table()
+    for name in ("#", "player", "gen", "status", "rating", "95% interval", "games", "sha256"):
+        right = name in ("#", "gen", "rating", "games")
+        table.add_column(name, no_wrap=True, justify="right" if right else "left")
+    for i, r in enumerate(rows, 1):
+        model = r["model_id"]
+        table.add_row(
+            str(i),
+            model or r["player"],
+            ABSENT if r["generation"] is None else str(r["generation"]),
+            r["status"],
+            f"{r['rating']:.0f}",
+            f"{r['low']:.0f} .. {r['high']:.0f}",
+            str(r["games"]),
+            r["player"][:12] if model else ABSENT,
+        )
+    first = rows[0]
+    note = Text(
+        f"\nElo, random pinned at 0; fitted from {first['chunks_fitted']} recorded chunks "
+        f"at {first['fitted_at']}",
+        style="dim",
+    )
+    return Group(table, note)

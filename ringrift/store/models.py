@@ -240,14 +240,32 @@ class EvaluationMatch(Base):
 
 
 class Rating(Base):
-    """A model's rating within one pool of opponents; keyed by model id, never by name."""
+    """One player's rating in its configuration's newest fit (``pipeline.ratings``): a model,
+    keyed by its weights' sha256 so that a rating never carries over to other weights, or a
+    baseline (``random``, pinned at 0, and ``heuristic``). ``model_id`` names the model."""
 
     __tablename__ = "ratings"
 
-    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), primary_key=True)
-    pool: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[float] = mapped_column(Float)
-    games: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    config: Mapped[str] = mapped_column(CONFIG, primary_key=True)
+    player: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 or a baseline
+    model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id"))
+    generation: Mapped[int | None] = mapped_column(Integer)
+    rating: Mapped[float] = mapped_column(Float)  # Elo, random at 0
+    low: Mapped[float] = mapped_column(Float)  # 95% interval
+    high: Mapped[float] = mapped_column(Float)
+    games: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class RatingFit(Base):
+    """Which recorded chunks a configuration's stored ratings were fitted from: a fit is
+    written only over an older one (fewer chunks), so concurrent fits end with the newest."""
+
+    __tablename__ = "rating_fits"
+
+    config: Mapped[str] = mapped_column(CONFIG, primary_key=True)
+    matches: Mapped[int] = mapped_column(Integer)  # evaluation chunks the fit read
+    last_match_id: Mapped[int] = mapped_column(Integer)  # the newest of them
     updated_at: Mapped[datetime] = _updated_at()
 
 
@@ -310,6 +328,7 @@ __all__ = [
     "Model",
     "PipelineState",
     "Rating",
+    "RatingFit",
     "ScheduleChange",
     "TrainingRun",
     "utcnow",

@@ -23,6 +23,7 @@ from ringrift.game import GameConfig
 from ringrift.infra.service import Service, current, redis_client
 from ringrift.pipeline.heartbeat import beating
 from ringrift.pipeline.presets import preset
+from ringrift.pipeline.rating_table import refit
 from ringrift.pipeline.sprt import histogram
 from ringrift.pipeline.state import (
     check_config,
@@ -179,3 +180,13 @@ def decide(
 
     advance(config)  # all matches recorded: the reconciler claims and starts the decision
     return {"candidate_id": candidate_id, "matches": len(results)}
+
+
+@app.task(name="ringrift.evaluate.rate")
+def rate(config: str) -> dict[str, Any]:
+    """Fit ``config``'s rating table again from every recorded chunk (sent after each
+    decision); a fit of as many chunks or more stored by someone else stands."""
+    check_config(config)
+    with current().session() as s:
+        written = refit(s, config)
+    return {"config": config, "players": written}

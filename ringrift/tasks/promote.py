@@ -1,6 +1,7 @@
 """``ringrift.promote.promote_model``: apply the promotion gate to a fully evaluated candidate;
 if it passes, move the best-model pointer by compare-and-set and broadcast the new model to
-every GPU queue. The gate is recomputed here from the ledger, so nothing can promote around it."""
+every GPU queue. The gate is recomputed here from the ledger, so nothing can promote around it.
+Then the configuration's rating table is fitted again (``ringrift.evaluate.rate``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from celery.utils.log import get_task_logger
 
 from ringrift.celery import app
+from ringrift.infra.queues import pick
 from ringrift.infra.service import current, redis_client
 from ringrift.pipeline.state import apply_decision, check_config, check_generation, release
 
@@ -27,6 +29,7 @@ def promote_model(config: str, generation: int, candidate_id: str) -> dict[str, 
         from ringrift.tasks.sync import broadcast_model
 
         broadcast_model.delay(candidate_id)
+    app.send_task("ringrift.evaluate.rate", args=(config,), queue=pick(app, 1)[0])
     from ringrift.tasks.pipeline import advance
 
     advance(config)
