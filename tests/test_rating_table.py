@@ -152,3 +152,30 @@ def test_ringrift_ratings_prints_the_table_and_json(svc: Service, tmp_path: Path
     assert "fitted from 2 recorded chunks" in text.stdout
     bad = run_cli(env, "ratings", "--config", "square9_2p")
     assert bad.returncode == 2 and "square9_2p" in bad.stderr
+
+
+def test_ringrift_plot_ratings_draws_a_png(svc: Service, tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env.update(
+        RINGRIFT_DATA_DIR=str(tmp_path),
+        RINGRIFT_DATABASE_URL=svc.settings.database_url,
+        PYTHONPATH=str(REPO),
+    )
+    out = tmp_path / "charts" / "ratings.png"
+    none = run_cli(env, "plot", "ratings", "--config", CONFIG, "--out", str(out))
+    assert none.returncode == 2 and f"no rated models for {CONFIG}" in none.stderr
+    assert not out.exists()
+    g1 = _model(svc, 1, "a")
+    g2 = _model(svc, 2, "b", status="rejected")
+    g3 = _model(svc, 3, "c")
+    for model, wins in ((g1, 11), (g2, 12), (g3, 15)):
+        _chunk(svc, model, "random", wins)
+        _chunk(svc, model, "heuristic", wins - 6)
+    _chunk(svc, g3, g1, 12)
+    with svc.session() as s:
+        assert refit(s, CONFIG) == 5
+    drawn = run_cli(env, "plot", "ratings", "--config", CONFIG, "--out", str(out))
+    assert drawn.returncode == 0, drawn.stderr
+    assert drawn.stdout.strip() == f"{out}: 3 models of {CONFIG}"
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000

@@ -418,6 +418,34 @@ def ratings(config: str, refit: bool, as_json: bool) -> int:
     return 0
 
 
+@cli.group("plot", cls=_Group, help="charts of the ledger, as PNG files")
+def plot() -> None:
+    pass
+
+
+@plot.command(
+    "ratings",
+    help="rating of every evaluated model over generations and over wall-clock time (95% "
+    "intervals, promoted models filled), random and the heuristic as lines; a PNG at --out",
+    short_help="ratings over generations and time, as a PNG",
+)
+@click.option("--config", "config", required=True, help="the configuration, e.g. square8_2p")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("ratings.png"),
+    show_default=True,
+    help="the PNG to write",
+)
+def plot_ratings_command(config: str, out: Path) -> int:
+    from ringrift.cli.plot import plot_ratings
+    from ringrift.infra.service import current
+
+    drawn = plot_ratings(current(), config, out)
+    print(f"{out}: {drawn} models of {config}")
+    return 0
+
+
 @cli.command("schedule", help="each configuration's selfplay priority, share and target")
 @click.option(
     "--explain", is_flag=True, help="why: the parts of each priority and the last recorded change"
