@@ -37,6 +37,7 @@ COLLECT = "ringrift.sync.collect"
 EXPORT = "ringrift.export.build_dataset"
 TRAIN = "ringrift.train.train_model"
 MATCH = "ringrift.evaluate.play_match"
+VERIFY = "ringrift.promote.verify_promotion"
 PROMOTE = "ringrift.promote.promote_model"
 
 # Model ids (and artifact ids) of the models below.
@@ -117,6 +118,8 @@ def test_unknown_config_is_named_and_nothing_written(
         (MATCH, (CONFIG, "model-nowhere", "random", 2, "tiny"), "'model-nowhere'"),
         (MATCH, (CONFIG, "model-nowhere", "random", 2, "tiny", -4), "first_game must be between"),
         (MATCH, (CONFIG, "model-nowhere", "random", 0, "tiny", 0), "games must be between"),
+        (MATCH, (CONFIG, "model-x", "random", 2, "tiny", 0, "eval-y"), "evaluation must be"),
+        (VERIFY, (CONFIG, 0, "model-nowhere"), "'model-nowhere' is not a square8_2p model"),
         (PROMOTE, (CONFIG, 0, "model-nowhere"), "model-nowhere"),
     ],
     ids=[
@@ -130,6 +133,8 @@ def test_unknown_config_is_named_and_nothing_written(
         "match-candidate",
         "match-first-game",
         "match-games",
+        "match-evaluation",
+        "verify-model",
         "promote-candidate",
     ],
 )

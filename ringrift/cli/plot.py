@@ -98,6 +98,9 @@ def plot_ratings(svc: Service, config: str, out: Path) -> int:
             ax.axhline(value, linestyle="--", color=color, linewidth=1, label=name)
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
+    from matplotlib.ticker import MaxNLocator
+
+    by_gen.xaxis.set_major_locator(MaxNLocator(integer=True))
     by_gen.set_ylabel("Elo (random = 0), 95% interval")
     by_gen.legend(loc="best", fontsize="small")
     fig.suptitle(f"{config}: ratings of every evaluated model")

@@ -108,6 +108,7 @@ def _last_decision(s: Session, config: str) -> dict[str, Any] | None:
         "status": model.status,
         "at": model.decided_at.isoformat() if model.decided_at else None,
         "sprt": decision.get("sprt"),
+        "check": decision.get("check"),  # a promoted model's check against the best it replaced
         "reasons": decision.get("reasons", []),
     }
 

@@ -37,6 +37,8 @@ class Preset:
     eval_chunk_games: int  # games in one evaluation task; a match's chunks spread over queues
     sprt: SprtConfig  # against the best: chunks until the test decides or reaches its cap
     sprt_wave: int  # chunks against the best sent at once before the test is read again
+    rollback_games: int  # a new best plays the best it replaced again (0: no check) ...
+    rollback_below: float  # ... and is rolled back when its 95% upper bound is below this
     eval_search: GumbelConfig  # noise-free Gumbel search, both sides
     eval_opening_moves: int  # sampled opening decisions, so evaluation games differ
     gate: GateConfig
@@ -97,6 +99,8 @@ TINY = Preset(
     # decides, as it did before there was a test.
     sprt=SprtConfig(elo0=0, elo1=100, alpha=0.1, beta=0.1, max_games=8),
     sprt_wave=1,
+    rollback_games=4,
+    rollback_below=0.5,
     # Gumbel at 16 simulations beats random 8-0 with an untrained hex8 network, where PUCT at
     # 64 managed 4-4, at under half the cost.
     eval_search=GumbelConfig(simulations=16, considered=8),
@@ -124,6 +128,7 @@ TINY = Preset(
             "eval_games": 2,
             "eval_chunk_games": 2,
             "sprt": SprtConfig(elo0=0, elo1=100, alpha=0.1, beta=0.1, max_games=2),
+            "rollback_games": 2,
             "eval_search": GumbelConfig(simulations=8, considered=4),
         }
         for board in ("square19", "hexagonal")
@@ -142,6 +147,8 @@ DEFAULT = Preset(
     eval_chunk_games=32,
     sprt=SprtConfig(elo0=0, elo1=20, alpha=0.05, beta=0.05, max_games=400),
     sprt_wave=4,
+    rollback_games=64,
+    rollback_below=0.5,
     eval_search=GumbelConfig(simulations=200, considered=16),
     eval_opening_moves=6,
     # against the best only the test decides: no threshold there, so its cap rejects

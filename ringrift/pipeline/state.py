@@ -86,10 +86,19 @@ def evaluation_name(candidate_id: str) -> str:
     return f"eval-{candidate_id}"
 
 
-def match_name(candidate_id: str, opponent: str, first_game: int = 0) -> str:
-    """One chunk of a match of an evaluation (from game ``first_game`` on): the id its
-    heartbeat and its place in the dispatched group go by."""
-    return f"{evaluation_name(candidate_id)}/{opponent}{CHUNK_MARK}{first_game}"
+def check_name(model_id: str) -> str:
+    """The short match a newly promoted model plays against the best it replaced."""
+    return f"check-{model_id}"
+
+
+def match_name(
+    candidate_id: str, opponent: str, first_game: int = 0, evaluation: str | None = None
+) -> str:
+    """One chunk of a match of an evaluation (from game ``first_game`` on; the candidate's
+    gate evaluation unless ``evaluation`` names its check): the id its heartbeat and its place
+    in the dispatched group go by."""
+    evaluation_id = evaluation or evaluation_name(candidate_id)
+    return f"{evaluation_id}/{opponent}{CHUNK_MARK}{first_game}"
 
 
 def parse_match_name(name: str) -> tuple[str, str, int]:
@@ -329,12 +338,14 @@ def opponents_for(best: str | None) -> list[str]:
     return [*FIXED_OPPONENTS, *([best] if best else [])]
 
 
-def match_rows(s: Session, candidate_id: str) -> list[EvaluationMatch]:
-    """Every recorded chunk of ``candidate_id``'s evaluation."""
+def match_rows(
+    s: Session, candidate_id: str, evaluation: str | None = None
+) -> list[EvaluationMatch]:
+    """Every recorded chunk of ``candidate_id``'s evaluation (or of ``evaluation``)."""
     return list(
         s.scalars(
             select(EvaluationMatch)
-            .where(EvaluationMatch.evaluation_id == evaluation_name(candidate_id))
+            .where(EvaluationMatch.evaluation_id == (evaluation or evaluation_name(candidate_id)))
             .order_by(EvaluationMatch.opponent, EvaluationMatch.first_game)
         )
     )
@@ -413,6 +424,7 @@ def apply_decision(s: Session, config: str, generation: int, candidate_id: str) 
     p = preset(st.preset, config)
     decision = gate_decision(s, st, candidate_id, p)
     outcome = "rejected"
+    replaced = current_best(s, st)
     if decision.promote:
         from ringrift.store import cas_best_model
 
@@ -425,6 +437,8 @@ def apply_decision(s: Session, config: str, generation: int, candidate_id: str) 
             "promote": decision.promote,
             "reasons": decision.reasons,
             "sprt": decision.sprt.to_dict() if decision.sprt else None,
+            # the best it replaced, which it plays again before its generation trains
+            "replaced": replaced if outcome == "promoted" else None,
         }
     )
     model.decided_at = utcnow()
@@ -434,6 +448,84 @@ def apply_decision(s: Session, config: str, generation: int, candidate_id: str) 
     adjust_exploration(s, st, p, candidate_id, outcome)
     log.info("%s: candidate %s %s (%s)", config, candidate_id, outcome, "; ".join(decision.reasons))
     return outcome
+
+
+def apply_check(s: Session, config: str, model_id: str) -> str:
+    """Judge a new best's check match against the best it replaced, once: when the check's 95%
+    upper bound is below the preset's ``rollback_below``, the best-model pointer moves back by
+    compare-and-set and the model is marked ``rolled_back`` (never a candidate again; only
+    candidates are promoted). The evidence goes into the model's decision and a
+    ``schedule_changes`` row. Returns "kept", "rolled back", "kept: the best moved on" or
+    "already checked"."""
+    st = load_state(s, config)
+    model = s.get(Model, model_id)
+    if model is None or model.config != config:
+        raise ServiceError(f"{model_id!r} is not a {config} model in the ledger")
+    decision = json.loads(model.decision or "{}")
+    replaced = decision.get("replaced")
+    if "check" in decision:
+        return "already checked"
+    if not replaced:
+        raise ServiceError(f"{model_id} replaced no best model: there is nothing to check")
+    p = preset(st.preset, config)
+    score = match_scores(match_rows(s, model_id, check_name(model_id))).get(replaced)
+    if score is None or score.games < p.rollback_games:
+        raise ServiceError(f"the check of {model_id} against {replaced} is not all recorded")
+    low, high = score.interval()
+    outcome = "kept"
+    if high < p.rollback_below:
+        from ringrift.store import cas_best_model
+
+        if cas_best_model(s, config, model_id, replaced):
+            outcome = "rolled back"
+            model.status = "rolled_back"
+            s.refresh(st)
+        else:
+            outcome = "kept: the best moved on"
+    evidence = (
+        f"{model_id} scored {score.score:.3f} over {score.games} games against {replaced}, "
+        f"95% interval [{low:.3f}, {high:.3f}]; rolls back below {p.rollback_below}: {outcome}"
+    )
+    decision["check"] = {
+        "opponent": replaced,
+        "games": score.games,
+        "score": round(score.score, 6),
+        "low": round(low, 6),
+        "high": round(high, 6),
+        "bound": p.rollback_below,
+        "outcome": outcome,
+    }
+    model.decision = json.dumps(decision)
+    if outcome == "rolled back":
+        s.add(ScheduleChange(config=config, kind="rollback", reason=evidence))
+    s.flush()
+    (log.warning if outcome == "rolled back" else log.info)("%s: %s", config, evidence)
+    return outcome
+
+
+def _check_due(s: Session, st: PipelineState, p: Preset) -> Due | None:
+    """The check a newly promoted best still owes before its generation exports and trains:
+    its missing chunks against the best it replaced, or the verdict once they are in."""
+    best = current_best(s, st)
+    if best is None or p.rollback_games <= 0:
+        return None
+    model = s.get(Model, best)
+    decision = json.loads(model.decision or "{}") if model else {}
+    replaced = decision.get("replaced")
+    if not replaced or "check" in decision:
+        return None
+    name = check_name(best)
+    recorded = {(r.opponent, r.first_game) for r in match_rows(s, best, name)}
+    todo = [
+        [replaced, first, n]
+        for first, n in chunks(p.rollback_games, p.eval_chunk_games)
+        if (replaced, first) not in recorded
+    ]
+    k = st.generation
+    if todo:
+        detail = {"candidate_id": best, "matches": todo, "evaluation": name, "preset": p.name}
+        return Due("check", st.config, k, detail)
+    return Due("verify", st.config, k, {"model_id": best})
 
 
 MAX_EXPLORATION = 3
@@ -499,21 +591,23 @@ class Due:
 
 
 def group_for(due: Due) -> Dispatch:
-    """The chord an evaluate item is sent as: one member per match, named as its result will
-    be, and the callback that moves the loop on."""
+    """The chord an evaluate or check item is sent as: one member per chunk, named as its
+    result will be, and the callback that moves the loop on."""
     d = due.detail
-    if due.stage == "evaluate":
-        cand = d["candidate_id"]
+    if due.stage in ("evaluate", "check"):
+        cand, evaluation = d["candidate_id"], d.get("evaluation")
+        extra = [evaluation] if evaluation else []
         members = [
             Member(
-                match_name(cand, opp, first),
+                match_name(cand, opp, first, evaluation),
                 "ringrift.evaluate.play_match",
-                [due.config, cand, opp, games, d["preset"], first],
+                [due.config, cand, opp, games, d["preset"], first, *extra],
             )
             for opp, first, games in d["matches"]
         ]
-        decide = Member("decide", "ringrift.evaluate.decide", [due.config, due.generation, cand])
-        return Dispatch("evaluate", members, decide)
+        args = [due.config, due.generation, cand, *([due.stage] if due.stage != "evaluate" else [])]
+        decide = Member("decide", "ringrift.evaluate.decide", args)
+        return Dispatch(due.stage, members, decide)
     raise ServiceError(f"stage {due.stage!r} is not sent as a group")
 
 
@@ -534,6 +628,9 @@ def _plan(svc: Service, r: redis.Redis, config: str) -> tuple[str | None, Due | 
         for _ in collect_shards(svc, s, config):
             count(r, SHARD_COLLECTED)
         s.flush()
+        check = _check_due(s, st, p)
+        if check is not None:  # selfplay goes on meanwhile; export waits for the verdict
+            return "checking the new best", check
         dataset = s.get(Artifact, dataset_name(config, k))
         if dataset is None:
             new = game_count(s, config) - st.last_export_game_count
@@ -698,7 +795,7 @@ def member_finished(s: Session, stage: str, member_id: str) -> bool:
     """Has this member of a dispatched group left its result in the ledger?"""
     if stage == "selfplay":
         return s.get(Artifact, member_id) is not None
-    if stage == "evaluate":
+    if stage in ("evaluate", "check"):
         evaluation_id, opponent, first = parse_match_name(member_id)
         q = select(func.count()).select_from(EvaluationMatch)
         q = q.where(

@@ -28,6 +28,7 @@ from ringrift.pipeline.sprt import histogram
 from ringrift.pipeline.state import (
     check_config,
     check_generation,
+    check_name,
     evaluation_name,
     match_name,
     release_if_finished,
@@ -48,6 +49,7 @@ def play_match_task(
     games: int,
     preset_name: str,
     first_game: int = 0,
+    evaluation: str | None = None,
 ) -> dict[str, Any]:
     cfg = check_config(config)
     p = preset(preset_name, config)
@@ -62,6 +64,12 @@ def play_match_task(
     if not isinstance(opponent, str) or not opponent or opponent == candidate_id:
         raise ServiceError(f"opponent must be a baseline or another model, got {opponent!r}")
     evaluation_id = evaluation_name(candidate_id)
+    if evaluation is not None and evaluation not in (evaluation_id, check_name(candidate_id)):
+        raise ServiceError(
+            f"evaluation must be {evaluation_id!r} or {check_name(candidate_id)!r}, "
+            f"got {evaluation!r}"
+        )
+    evaluation_id = evaluation or evaluation_id
     svc = current()
     with svc.session() as s:
         done = s.scalar(
@@ -95,12 +103,12 @@ def play_match_task(
     seed = zlib.crc32(f"{evaluation_id}/{opponent}".encode())
     beat = svc.settings.task_heartbeat_seconds
     numbers = range(first_game, first_game + games)
-    name = match_name(candidate_id, opponent, first_game)
+    name = match_name(candidate_id, opponent, first_game, evaluation_id)
     with beating(redis_client(), name, beat, svc.settings.host):
         played = play_match_batched(cfg, cand, rival, numbers, seed, p.match_settings())
         res = played.result()
         scores = [g.score for g in played.games]
-        _record(svc, cfg, candidate_id, opponent, first_game, res, scores)
+        _record(svc, cfg, evaluation_id, candidate_id, opponent, first_game, res, scores)
     t = played.timers
     log.info(
         "%s vs %s, games %d-%d: %d-%d-%d, score %.3f, in %.1f s "
@@ -137,6 +145,7 @@ def _summary(
 def _record(
     svc: Service,
     cfg: GameConfig,
+    evaluation_id: str,
     candidate_id: str,
     opponent: str,
     first_game: int,
@@ -144,7 +153,6 @@ def _record(
     scores: list[float],
 ) -> None:
     """Store the chunk's result once (a second delivery's insert is ignored)."""
-    evaluation_id = evaluation_name(candidate_id)
     counts = histogram(scores)
     with svc.session() as s:
         table = cast(Table, EvaluationMatch.__table__)
@@ -171,11 +179,17 @@ def _record(
 
 @app.task(name="ringrift.evaluate.decide")
 def decide(
-    results: list[dict[str, Any]], config: str, generation: int, candidate_id: str
+    results: list[dict[str, Any]],
+    config: str,
+    generation: int,
+    candidate_id: str,
+    stage: str = "evaluate",
 ) -> dict[str, Any]:
     check_config(config)
     check_generation(generation)
-    release_if_finished(current(), redis_client(), f"{config}:{generation}:evaluate")
+    if stage not in ("evaluate", "check"):
+        raise ServiceError(f"stage must be 'evaluate' or 'check', got {stage!r}")
+    release_if_finished(current(), redis_client(), f"{config}:{generation}:{stage}")
     from ringrift.tasks.pipeline import advance
 
     advance(config)  # all matches recorded: the reconciler claims and starts the decision

@@ -59,7 +59,7 @@ def send_group(due: Due, group: Dispatch, seconds: int, *, record: bool = True) 
 def start(due: Due) -> None:
     """Enqueue the task(s) for one claimed ``Due`` item."""
     d = due.detail
-    if due.stage == "evaluate":
+    if due.stage in ("evaluate", "check"):
         send_group(due, group_for(due), preset(d["preset"], due.config).claim_seconds)
     elif due.stage == "resend":
         send_group(
@@ -76,6 +76,12 @@ def start(due: Due) -> None:
             "ringrift.train.train_model",
             args=(d["run_id"], d["segment"]),
             queue=pick(app, 1, gpu_only=True)[0],
+        )
+    elif due.stage == "verify":
+        app.send_task(
+            "ringrift.promote.verify_promotion",
+            args=(due.config, due.generation, d["model_id"]),
+            queue=pick(app, 1)[0],
         )
     elif due.stage == "decide":
         app.send_task(

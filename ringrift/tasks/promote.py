@@ -10,9 +10,17 @@ from typing import Any
 from celery.utils.log import get_task_logger
 
 from ringrift.celery import app
+from ringrift.errors import ServiceError
 from ringrift.infra.queues import pick
 from ringrift.infra.service import current, redis_client
-from ringrift.pipeline.state import apply_decision, check_config, check_generation, release
+from ringrift.pipeline.state import (
+    apply_check,
+    apply_decision,
+    check_config,
+    check_generation,
+    load_state,
+    release,
+)
 
 log = get_task_logger(__name__)
 
@@ -34,3 +42,26 @@ def promote_model(config: str, generation: int, candidate_id: str) -> dict[str, 
 
     advance(config)
     return {"candidate_id": candidate_id, "outcome": outcome}
+
+
+@app.task(name="ringrift.promote.verify_promotion")
+def verify_promotion(config: str, generation: int, model_id: str) -> dict[str, Any]:
+    """Judge a new best's check against the best it replaced (``state.apply_check``): keep it,
+    or roll the best-model pointer back and tell every worker."""
+    check_config(config)
+    check_generation(generation)
+    if not isinstance(model_id, str) or not model_id:
+        raise ServiceError(f"model_id must be a model id, got {model_id!r}")
+    svc = current()
+    with svc.session() as s:
+        outcome = apply_check(s, config, model_id)
+        best = load_state(s, config).best_model_id
+    release(redis_client(), f"{config}:{generation}:verify")
+    if outcome == "rolled back" and best is not None:
+        from ringrift.tasks.sync import broadcast_model
+
+        broadcast_model.delay(best)
+    from ringrift.tasks.pipeline import advance
+
+    advance(config)
+    return {"model_id": model_id, "outcome": outcome, "best": best}
