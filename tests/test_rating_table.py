@@ -13,10 +13,9 @@ from sqlalchemy import update
 
 from ringrift.infra.service import Service
 from ringrift.pipeline.rating_table import refit, table
-from ringrift.store import ArtifactRef, record_artifact
-from ringrift.store.models import EvaluationMatch, Model, RatingFit
+from ringrift.store.models import EvaluationMatch, RatingFit
 from tests.celery_harness import REPO, run_cli
-from tests.ledger_harness import ledger_service
+from tests.ledger_harness import add_model, ledger_service
 
 CONFIG = "square8_2p"
 
@@ -28,22 +27,8 @@ def svc(tmp_path: Path) -> Iterator[Service]:
 
 
 def _model(svc: Service, generation: int, sha: str, status: str = "promoted") -> str:
-    model_id = f"model-{CONFIG}-g{generation}"
     with svc.session() as s:
-        ref = ArtifactRef(model_id, "model", f"model/{model_id}", sha * 64, 1)
-        record_artifact(s, ref, CONFIG)
-        s.add(
-            Model(
-                id=model_id,
-                config=CONFIG,
-                generation=generation,
-                architecture="b4c64",
-                encoder_version=1,
-                artifact_id=model_id,
-                status=status,
-            )
-        )
-    return model_id
+        return add_model(s, CONFIG, generation, status=status, sha256=sha * 64)
 
 
 def _chunk(svc: Service, candidate: str, opponent: str, wins: int, games: int = 16) -> None:

@@ -14,9 +14,8 @@ from sqlalchemy import select
 from ringrift.errors import ServiceError
 from ringrift.infra.service import Service
 from ringrift.pipeline.state import apply_check, apply_decision, group_for, reconcile
-from ringrift.store import ArtifactRef, record_artifact
 from ringrift.store.models import EvaluationMatch, Model, PipelineState, ScheduleChange
-from tests.ledger_harness import ledger_service, redis_database
+from tests.ledger_harness import add_model, ledger_service, redis_database
 
 CONFIG = "square8_2p"
 OLD, NEW = f"model-{CONFIG}-g1", f"model-{CONFIG}-g2"
@@ -38,21 +37,9 @@ def _promoted(svc: Service) -> None:
     """NEW has just replaced OLD as the best model of CONFIG, at generation 2."""
     with svc.session() as s:
         s.add(PipelineState(config=CONFIG, preset="tiny", enabled=True, generation=2))
-        for generation, model_id, replaced in ((1, OLD, None), (2, NEW, OLD)):
-            ref = ArtifactRef(model_id, "model", f"model/{model_id}", str(generation) * 64, 1)
-            record_artifact(s, ref, CONFIG)
-            s.add(
-                Model(
-                    id=model_id,
-                    config=CONFIG,
-                    generation=generation,
-                    architecture="b4c64",
-                    encoder_version=1,
-                    artifact_id=model_id,
-                    status="promoted",
-                    decision=json.dumps({"promote": True, "replaced": replaced}),
-                )
-            )
+        for generation, replaced in ((1, None), (2, OLD)):
+            decision = json.dumps({"promote": True, "replaced": replaced})
+            add_model(s, CONFIG, generation, status="promoted", decision=decision)
         s.flush()
         st = s.get(PipelineState, CONFIG)
         assert st is not None

@@ -28,13 +28,9 @@ from ringrift.pipeline.priority import (
 )
 from ringrift.pipeline.scheduler import inflight, lineage_ratings, plan, sent
 from ringrift.pipeline.state import adjust_exploration, stop_waiting, waiting_place
-from ringrift.store import (
-    ArtifactRef,
-    record_artifact,
-)
-from ringrift.store.models import EvaluationMatch, Model, PipelineState, ScheduleChange
+from ringrift.store.models import EvaluationMatch, PipelineState, ScheduleChange
 from tests.celery_harness import celery_env, run_cli
-from tests.ledger_harness import ledger_service, redis_database
+from tests.ledger_harness import add_model, ledger_service, redis_database
 
 # ----- priorities, shares, targets ----------------------------------------------------------------
 
@@ -247,21 +243,8 @@ def test_the_big_boards_get_their_own_numbers_from_the_preset(r: redis.Redis, sv
 
 
 def _decided(svc: Service, config: str, generation: int, status: str) -> str:
-    model_id = f"model-{config}-g{generation}"
     with svc.session() as s:
-        record_artifact(s, ArtifactRef(model_id, "model", f"model/{model_id}", "0" * 64, 1), config)
-        s.add(
-            Model(
-                id=model_id,
-                config=config,
-                generation=generation,
-                architecture="b4c64",
-                encoder_version=1,
-                artifact_id=model_id,
-                status=status,
-            )
-        )
-    return model_id
+        return add_model(s, config, generation, status=status)
 
 
 def test_exploration_rises_after_patience_rejections_and_falls_after_a_promotion(
