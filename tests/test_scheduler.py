@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ringrift.infra.service import Service
 from ringrift.pipeline.presets import TINY, preset
@@ -20,13 +20,13 @@ from ringrift.pipeline.priority import (
     Signals,
     allocate,
     change_reason,
-    elo_from_score,
     priority,
     shares,
     targets,
     velocity,
 )
-from ringrift.pipeline.scheduler import inflight, lineage_ratings, plan, sent
+from ringrift.pipeline.rating_table import promoted_ratings, refit, table
+from ringrift.pipeline.scheduler import inflight, plan, sent
 from ringrift.pipeline.state import adjust_exploration, stop_waiting, waiting_place
 from ringrift.store.models import EvaluationMatch, PipelineState, ScheduleChange
 from tests.celery_harness import celery_env, run_cli
@@ -127,13 +127,6 @@ def test_a_lower_priority_that_has_waited_long_enough_goes_before_a_higher_one()
     # and a place handed out resets the wait, so the next goes to the next longest weighted wait
     picks = allocate(3, target, {}, prio, room, {"big": 10, "small": 20, "other": 15})
     assert picks == ["small", "other", "big"]
-
-
-def test_elo_from_score_is_symmetric_and_finite() -> None:
-    assert elo_from_score(0.5, 10) == pytest.approx(0.0)
-    assert elo_from_score(0.75, 100) == pytest.approx(-elo_from_score(0.25, 100))
-    assert math.isfinite(elo_from_score(1.0, 8)) and elo_from_score(1.0, 8) > 400
-    assert elo_from_score(1.0, 0) == 0.0
 
 
 # ----- a tick's plan, against Redis and the ledger ---------------------------------------------
@@ -287,12 +280,14 @@ def test_each_exploration_level_widens_selfplay() -> None:
     assert wild.sample_moves == round(1.5 * TINY.selfplay.sample_moves)
 
 
-def test_ratings_chain_each_promotion_to_the_best_it_beat(svc: Service) -> None:
+def test_velocity_reads_the_promoted_models_in_the_fitted_table(svc: Service) -> None:
     config = "square8_2p"
     first = _decided(svc, config, 1, "promoted")
-    second = _decided(svc, config, 2, "promoted")
+    rejected = _decided(svc, config, 2, "rejected")
+    second = _decided(svc, config, 3, "promoted")
     with svc.session() as s:
-        matches = ((first, "random", 6), (second, first, 6), (second, "random", 8))
+        assert promoted_ratings(s, config) == []  # nothing fitted yet
+        matches = ((first, "random", 6), (rejected, first, 4), (second, first, 6))
         for cand, opponent, wins in matches:
             s.add(
                 EvaluationMatch(
@@ -307,10 +302,13 @@ def test_ratings_chain_each_promotion_to_the_best_it_beat(svc: Service) -> None:
                 )
             )
     with svc.session() as s:
-        ratings = dict(lineage_ratings(s, config))
-        assert s.scalar(select(func.count()).select_from(EvaluationMatch)) == 3
-    assert ratings[first] == pytest.approx(elo_from_score(0.75, 8))
-    assert ratings[second] == pytest.approx(2 * elo_from_score(0.75, 8))
+        assert refit(s, config) == 4
+    with svc.session() as s:
+        ratings = promoted_ratings(s, config)
+        fitted = {r.model_id: r.rating for r in table(s, config) if r.model_id}
+    assert [m for m, _ in ratings] == [first, second]  # oldest first, the rejected one left out
+    assert ratings == [(first, fitted[first]), (second, fitted[second])]
+    assert 0 < ratings[0][1] < ratings[1][1]
 
 
 # ----- the command ------------------------------------------------------------------------------

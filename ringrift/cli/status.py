@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ringrift.infra.service import Service
-from ringrift.pipeline.scheduler import lineage_ratings
+from ringrift.pipeline.rating_table import promoted_ratings
 from ringrift.pipeline.state import game_count, match_rows, match_scores, run_name
 from ringrift.store.models import (
     Game,
@@ -121,7 +121,7 @@ def _schedule(s: Session, st: PipelineState) -> dict[str, Any]:
         .order_by(ScheduleChange.id.desc())
         .limit(1)
     ).first()
-    ratings = lineage_ratings(s, st.config)
+    ratings = promoted_ratings(s, st.config)
     hour_ago = utcnow() - timedelta(hours=1)
     per_hour = s.scalar(
         select(func.count())

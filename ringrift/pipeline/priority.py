@@ -161,12 +161,3 @@ def allocate(
         load[c] = load.get(c, 0) + 1
         given[c] += 1
     return picks
-
-
-def elo_from_score(score: float, games: int) -> float:
-    """The Elo difference a match score implies, kept finite for 0 and 1 (half a game)."""
-    if games < 1:
-        return 0.0
-    eps = 0.5 / games
-    p = min(1.0 - eps, max(eps, score))
-    return -400.0 * math.log10(1.0 / p - 1.0)

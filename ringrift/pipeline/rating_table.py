@@ -131,3 +131,15 @@ def table(s: Session, config: str) -> list[Rating]:
 
 def stored_fit(s: Session, config: str) -> RatingFit | None:
     return s.get(RatingFit, config)
+
+
+def promoted_ratings(s: Session, config: str) -> list[tuple[str, float]]:
+    """(model id, rating) of each promoted model in the stored table, oldest first: what the
+    scheduler's strength velocity and ``ringrift status`` read."""
+    rows = s.execute(
+        select(Rating.model_id, Rating.rating)
+        .join(Model, Model.id == Rating.model_id)
+        .where(Rating.config == config, Model.status == "promoted")
+        .order_by(Model.generation, Model.id)
+    ).all()
+    return [(model_id, rating) for model_id, rating in rows if model_id is not None]

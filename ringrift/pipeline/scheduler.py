@@ -30,18 +30,12 @@ from ringrift.pipeline.priority import (
     Signals,
     allocate,
     change_reason,
-    elo_from_score,
     priority,
     shares,
     targets,
 )
-from ringrift.pipeline.state import (
-    current_best,
-    game_count,
-    match_rows,
-    match_scores,
-    shard_name,
-)
+from ringrift.pipeline.rating_table import promoted_ratings
+from ringrift.pipeline.state import current_best, game_count, shard_name
 from ringrift.store.models import Model, PipelineState, ScheduleChange, utcnow
 
 INFLIGHT = "ringrift:selfplay:inflight:"  # + config: sorted set, shard name -> time sent
@@ -116,28 +110,6 @@ class ConfigSchedule:
 
 
 # ----- what the ledger says ---------------------------------------------------------------------
-
-
-def lineage_ratings(s: Session, config: str) -> list[tuple[str, float]]:
-    """Each promoted model's rating, oldest first: the first is rated by its score against
-    random play (rated 0), each later one by its score against the best it replaced."""
-    promoted = s.scalars(
-        select(Model)
-        .where(Model.config == config, Model.status == "promoted")
-        .order_by(Model.generation, Model.id)
-    )
-    rated: dict[str, float] = {}
-    out = []
-    for m in promoted:
-        matches = match_scores(match_rows(s, m.id))
-        base, match = 0.0, matches.get("random")
-        for opponent, e in matches.items():
-            if opponent in rated:
-                base, match = rated[opponent], e
-        score = 0.5 if match is None or not match.games else match.score
-        rated[m.id] = base + elo_from_score(score, match.games if match else 0)
-        out.append((m.id, rated[m.id]))
-    return out
 
 
 def _hours_since_promotion(s: Session, config: str) -> float:
@@ -219,7 +191,7 @@ def plan(
                 p.games_per_generation,
                 _hours_since_promotion(s, st.config),
                 p.stale_hours,
-                [v for _, v in lineage_ratings(s, st.config)],
+                [v for _, v in promoted_ratings(s, st.config)],
             )
             flying = inflight(r, st.config, p.claim_seconds)
             room = max(0, math.ceil((p.max_unexported_games - new) / p.games_per_task) - flying)
