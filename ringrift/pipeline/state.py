@@ -712,10 +712,7 @@ def in_flight(svc: Service, r: redis.Redis, stage: str) -> int:
         return len(keys)
     groups = [dispatched(r, key.removeprefix(CLAIM_PREFIX)) for key in keys]
     with svc.session() as s:
-        return sum(
-            1 if g is None else sum(1 for m in g.members if not member_finished(s, g.stage, m.id))
-            for g in groups
-        )
+        return sum(1 if g is None else len(g.members) - len(_finished(s, g)) for g in groups)
 
 
 def _text(value: bytes | str) -> str:
@@ -791,20 +788,36 @@ def reconcile(svc: Service, r: redis.Redis, config: str, limits: Limits | None =
     return [again]
 
 
-def member_finished(s: Session, stage: str, member_id: str) -> bool:
-    """Has this member of a dispatched group left its result in the ledger?"""
+def finished_members(s: Session, stage: str, member_ids: list[str]) -> set[str]:
+    """The members of a dispatched group that left their result in the ledger: one query for
+    a selfplay group, one per evaluation for chunks."""
     if stage == "selfplay":
-        return s.get(Artifact, member_id) is not None
+        if not member_ids:
+            return set()
+        return set(s.scalars(select(Artifact.id).where(Artifact.id.in_(member_ids))))
     if stage in ("evaluate", "check"):
-        evaluation_id, opponent, first = parse_match_name(member_id)
-        q = select(func.count()).select_from(EvaluationMatch)
-        q = q.where(
-            EvaluationMatch.evaluation_id == evaluation_id,
-            EvaluationMatch.opponent == opponent,
-            EvaluationMatch.first_game == first,
-        )
-        return bool(s.scalar(q))
+        wanted: dict[str, set[tuple[str, int]]] = {}
+        for member_id in member_ids:
+            evaluation_id, opponent, first = parse_match_name(member_id)
+            wanted.setdefault(evaluation_id, set()).add((opponent, first))
+        done: set[str] = set()
+        for evaluation_id, chunks_wanted in wanted.items():
+            recorded = s.execute(
+                select(EvaluationMatch.opponent, EvaluationMatch.first_game).where(
+                    EvaluationMatch.evaluation_id == evaluation_id
+                )
+            ).all()
+            done.update(
+                f"{evaluation_id}/{opponent}{CHUNK_MARK}{first}"
+                for opponent, first in recorded
+                if (opponent, first) in chunks_wanted
+            )
+        return done
     raise ServiceError(f"no group members in stage {stage!r}")
+
+
+def _finished(s: Session, group: Dispatch) -> set[str]:
+    return finished_members(s, group.stage, [m.id for m in group.members])
 
 
 def release_if_finished(svc: Service, r: redis.Redis, key: str) -> None:
@@ -814,7 +827,7 @@ def release_if_finished(svc: Service, r: redis.Redis, key: str) -> None:
     if group is None:
         return
     with svc.session() as s:
-        if all(member_finished(s, group.stage, m.id) for m in group.members):
+        if len(_finished(s, group)) == len(group.members):
             release(r, key)
             forget_dispatch(r, key)
             r.delete(STAGE_STARTED + key)  # claiming the rest of an evaluation is no repair
@@ -826,11 +839,8 @@ def _resend_lost(svc: Service, r: redis.Redis, due: Due, seconds: int) -> list[D
     if group is None:
         return []
     with svc.session() as s:
-        lost = [
-            m
-            for m in group.members
-            if is_lost(r, m.id) and not member_finished(s, group.stage, m.id)
-        ]
+        finished = _finished(s, group)
+    lost = [m for m in group.members if is_lost(r, m.id) and m.id not in finished]
     lost = [m for m in lost if take_over(r, m.id)]
     if not lost:
         return []
