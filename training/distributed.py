@@ -19,6 +19,7 @@ Without ``WORLD_SIZE`` > 1, ``from_env`` returns None and the loop runs as one p
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -98,5 +99,13 @@ def wrap(model: nn.Module, ctx: DistContext | None, device: torch.device) -> nn.
 
 
 def shutdown(ctx: DistContext | None) -> None:
+    """Leave the process group while the interpreter is whole.
+
+    A ``DistributedDataParallel`` model sits in reference cycles, so its reducer (which holds
+    the process group) may otherwise survive until interpreter teardown, and a Gloo group
+    freed then aborts the process ("terminate called without an active exception") after a
+    run that succeeded. Collecting first frees it here, before the group is destroyed.
+    """
     if ctx is not None and torch_dist.is_initialized():
+        gc.collect()
         torch_dist.destroy_process_group()
