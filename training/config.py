@@ -141,6 +141,18 @@ class TrainConfig:
         """
         return cls(ema_decay=0.999)
 
+    @classmethod
+    def cpu(cls) -> TrainConfig:
+        """One generation's run on one CPU core (b4c64, 300 steps of 128, under a minute):
+        the ``cpu`` loop preset, which learns square8 within an hour of two cores."""
+        return cls.tiny().replace(
+            steps=300,
+            batch_size=128,
+            warmup_steps=20,
+            checkpoint_every=100,
+            validation_fraction=0.05,
+        )
+
 
 def tiny() -> TrainConfig:
     return TrainConfig.tiny()
@@ -150,4 +162,8 @@ def default() -> TrainConfig:
     return TrainConfig.default()
 
 
-PRESETS = {"tiny": tiny, "default": default}
+def cpu() -> TrainConfig:
+    return TrainConfig.cpu()
+
+
+PRESETS = {"tiny": tiny, "cpu": cpu, "default": default}

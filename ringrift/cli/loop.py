@@ -2,8 +2,9 @@
 
 Without ``RINGRIFT_BROKER_URL`` it starts a private Redis (``ringrift.infra.localredis``: a
 ``redis-server`` on PATH, else the embedded one); it always starts its own worker processes
-(``gpu0`` and ``cpu`` queues) and beat as children, points the configuration's pipeline at
-``--generations`` more iterations, shows progress from the ledger, and prints a summary.
+(``gpu0`` ... ``gpuN-1`` for ``--workers N``, and ``cpu``) and beat as children, points the
+configuration's pipeline at ``--generations`` more iterations, shows progress from the ledger,
+and prints a summary.
 
 Whatever ends it (the last generation, a time-out, a child that died, SIGINT, SIGTERM or SIGHUP)
 it stops everything it started, by process id, before it exits; a stop signal ends it with status
@@ -209,6 +210,7 @@ def run_loop(
     as_json: bool,
     timeout: float | None,
     broker_port: int | None = None,
+    workers: int = 1,
 ) -> int:
     from ringrift.pipeline.presets import preset
     from ringrift.pipeline.state import check_config
@@ -217,6 +219,8 @@ def run_loop(
     preset(preset_name)
     if generations < 1:
         raise ValueError("--generations must be at least 1")
+    if not 1 <= workers <= 64:
+        raise ValueError(f"--workers must be between 1 and 64, got {workers}")
     external_broker = os.environ.get("RINGRIFT_BROKER_URL")
     if broker_port is not None:
         if external_broker:
@@ -253,11 +257,13 @@ def run_loop(
                 start_broker(server, out)
             first = _enable_pipeline(config, preset_name, generations)
             env = dict(os.environ)
-            for queue in ("gpu0", "cpu"):
+            queues = [*(f"gpu{i}" for i in range(workers)), "cpu"]
+            for queue in queues:
                 children.spawn_worker(queue, logs, env)
             children.spawn_beat(data, logs, env)
             pids = ", ".join(str(p.pid) for p in children.procs)
-            _say(f"started workers for gpu0 and cpu and beat (pids {pids}); logs in {logs}", out)
+            named = ", ".join(queues)
+            _say(f"started workers for {named} and beat (pids {pids}); logs in {logs}", out)
             outcome = _watch(config, first + generations, children, started, timeout, out)
         except StopRequested as e:
             stop = e

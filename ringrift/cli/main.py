@@ -287,7 +287,7 @@ def bench_evaluate(
 @click.option("--configs", default="all", help="all, or C1,C2,... (default all)")
 @click.option("--workers", type=int, default=6, help="N-1 GPU workers and one cpu (default 6)")
 @click.option("--minutes", type=float, default=20.0, help="how long to measure (default 20)")
-@click.option("--preset", default="tiny", help="tiny (default) or default")
+@click.option("--preset", default="tiny", help="tiny (default), cpu or default")
 @click.option("--tick-seconds", type=float, default=2.0, help="the beat's tick (default 2)")
 @click.option(
     "--data-dir",
@@ -312,13 +312,81 @@ def bench_cluster(
     )
 
 
+@bench.command(
+    "strength",
+    help="how strong ringrift loop gets in a set time: runs the loop for one configuration in a "
+    "fresh data dir, keeps the best model at each mark (minutes), then plays each against random "
+    "and the heuristic and reports scores with 95% intervals",
+    short_help="the loop's best model against the baselines after M minutes",
+)
+@click.option("--config", default="square8_2p")
+@click.option("--preset", default="cpu", help="the loop's preset (default cpu)")
+@click.option("--workers", type=int, default=2, help="the loop's device workers (default 2)")
+@click.option("--marks", default="10,30,60", help="minutes at which to keep the best model")
+@click.option("--games", type=int, default=100, help="games against each baseline (default 100)")
+@click.option("--sims", type=int, default=64, help="simulations per decision (default 64)")
+@click.option("--seed", type=int, default=7)
+@click.option("--jobs", type=int, default=2, help="matches played at once, one process each")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="a new or empty folder (default: a temporary one, kept)",
+)
+@click.option(
+    "--evaluate-only",
+    is_flag=True,
+    help="score the models an earlier run kept in --data-dir, without running the loop",
+)
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+def bench_strength(
+    config: str,
+    preset: str,
+    workers: int,
+    marks: str,
+    games: int,
+    sims: int,
+    seed: int,
+    jobs: int,
+    data_dir: Path | None,
+    evaluate_only: bool,
+    as_json: bool,
+) -> int:
+    from ringrift.cli.bench_strength import run_bench
+
+    return run_bench(
+        config,
+        preset,
+        workers,
+        marks,
+        games,
+        sims,
+        seed,
+        jobs,
+        data_dir=data_dir,
+        evaluate_only=evaluate_only,
+        as_json=as_json,
+    )
+
+
 # --- loop, status, watch ----------------------------------------------------------------------
 
 
 @cli.command("loop", help="run the training loop on this machine")
 @click.option("--config", default="square8_2p")
 @click.option("--generations", type=int, default=2)
-@click.option("--preset", default="tiny", help="tiny (CPU minutes) or default (GPU)")
+@click.option(
+    "--preset",
+    default="tiny",
+    help="tiny (CPU minutes, tests), cpu (learns on a CPU) or default (GPU)",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=1,
+    help="device workers (queues gpu0, gpu1, ...), one task at a time each: one per GPU, "
+    "or one per core on a CPU",
+)
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
@@ -338,6 +406,7 @@ def loop(
     config: str,
     generations: int,
     preset: str,
+    workers: int,
     data_dir: Path | None,
     timeout: float | None,
     as_json: bool,
@@ -349,6 +418,7 @@ def loop(
         config,
         generations,
         preset,
+        workers=workers,
         data_dir=data_dir,
         as_json=as_json,
         timeout=timeout,
@@ -528,7 +598,7 @@ def _pipeline(action: str, config: str, as_json: bool, **start: Any) -> int:
     short_help="enable a configuration's loop (the beat runs it)",
 )
 @click.argument("config")
-@click.option("--preset", default="default", help="tiny or default")
+@click.option("--preset", default="default", help="tiny, cpu or default")
 @click.option("--generations", type=int, default=None, help="iterations to run (default: no end)")
 @click.option(
     "--weight",

@@ -1,10 +1,11 @@
 """Loop presets: every number the pipeline uses, in one frozen object per preset.
 
 ``tiny`` finishes generations in about a minute on two CPU cores (tests and the quick start);
-``default`` is sized for a GPU worker. A preset's name is stored with the pipeline state, so every
-worker reads the same numbers. A preset may scale some numbers per board (``boards``): a square19
-or hexagonal game is ten to forty times the work of a square8 one, so ``tiny`` plays fewer and
-cheaper games there. ``preset(name, config)`` gives the numbers for one configuration.
+``cpu`` learns square8 on a CPU in about an hour; ``default`` is sized for a GPU worker. A
+preset's name is stored with the pipeline state, so every worker reads the same numbers. A preset
+may scale some numbers per board (``boards``): a square19 or hexagonal game is ten to forty times
+the work of a square8 one, so ``tiny`` and ``cpu`` play fewer and cheaper games there.
+``preset(name, config)`` gives the numbers for one configuration.
 """
 
 from __future__ import annotations
@@ -79,9 +80,9 @@ class Preset:
     def train_config(self) -> TrainConfig:
         """The training config of this preset's runs: its network, and a random board symmetry
         per sample (export writes each position once)."""
-        from training.config import TrainConfig
+        from training.config import PRESETS as TRAIN_PRESETS
 
-        base = TrainConfig.tiny() if self.train_preset == "tiny" else TrainConfig.default()
+        base = TRAIN_PRESETS[self.train_preset]()
         return base.replace(arch=self.arch, augment=True)
 
 
@@ -159,7 +160,58 @@ DEFAULT = Preset(
     exploration_patience=3,
 )
 
-PRESETS = {p.name: p for p in (TINY, DEFAULT)}
+# A network that learns on a CPU: square8 in about an hour of two cores (``ringrift bench
+# strength``). Generations are 128 games at 32 simulations, each trained from the best over a
+# window of the newest 1,500; the best model is played only until the sequential test or its cap
+# of 48 games, and candidates that merely hold their own are still promoted at the cap (the
+# "best" threshold), because early on more data matters more than a certain gain. Big boards are
+# scaled down as in ``tiny``.
+CPU = Preset(
+    name="cpu",
+    arch="b4c64",
+    games_per_generation=128,
+    games_per_task=32,
+    selfplay=BatchedSettings(GumbelConfig(simulations=32, considered=8), sample_moves=16),
+    window_games=1500,
+    train_preset="cpu",
+    eval_games=16,
+    eval_chunk_games=16,
+    sprt=SprtConfig(elo0=0, elo1=60, alpha=0.1, beta=0.1, max_games=48),
+    sprt_wave=1,
+    rollback_games=16,
+    rollback_below=0.5,
+    eval_search=GumbelConfig(simulations=32, considered=8),
+    eval_opening_moves=4,
+    gate=GateConfig(
+        {
+            "random": Threshold(min_score=0.6, min_lower_bound=0.4),
+            "best": Threshold(min_score=0.5, min_lower_bound=0.3),
+        }
+    ),
+    claim_seconds=1800,
+    stale_hours=0.5,
+    max_unexported_games=384,
+    exploration_patience=3,
+    boards={
+        board: {
+            "arch": "b2c32",
+            "games_per_generation": 8,
+            "games_per_task": 2,
+            "selfplay": BatchedSettings(
+                GumbelConfig(simulations=16, considered=8), sample_moves=20
+            ),
+            "max_unexported_games": 24,
+            "eval_games": 4,
+            "eval_chunk_games": 2,
+            "sprt": SprtConfig(elo0=0, elo1=100, alpha=0.1, beta=0.1, max_games=8),
+            "rollback_games": 4,
+            "eval_search": GumbelConfig(simulations=16, considered=8),
+        }
+        for board in ("square19", "hexagonal")
+    },
+)
+
+PRESETS = {p.name: p for p in (TINY, CPU, DEFAULT)}
 
 
 def preset(name: str, config: str | None = None) -> Preset:
