@@ -112,10 +112,23 @@ def test_readme_main_command_end_to_end_without_redis_server(tmp_path: Path) -> 
         assert st is not None and st.generation == 2
         models = list(s.scalars(select(Model).order_by(Model.generation)))
         assert [m.generation for m in models] == [1, 2]
-        assert all(m.status in ("promoted", "rejected") for m in models)
+        assert all(m.status in ("promoted", "rejected", "rolled_back") for m in models)
         promoted = [m for m in models if m.status == "promoted"]
         assert promoted, "a promoted model exists"
         assert st.best_model_id == promoted[-1].id
+        # A generation-2 model promoted over generation 1's plays it again (one chunk of 4)
+        # before the loop ends: the last promotion is checked like any other.
+        second = models[1]
+        replaced = json.loads(second.decision or "{}").get("replaced")
+        checks = [
+            (m.candidate_id, m.opponent, m.first_game, m.games)
+            for m in s.scalars(
+                select(EvaluationMatch).where(EvaluationMatch.evaluation_id.startswith("check-"))
+            )
+        ]
+        assert checks == ([(second.id, replaced, 0, 4)] if replaced else [])
+        assert summary["checks"] == len(checks)
+        assert ("check" in json.loads(second.decision or "{}")) == bool(replaced)
 
         # ledger game counts equal the shards' contents
         shards = list(s.scalars(select(Artifact).where(Artifact.kind == "shard")))
@@ -131,7 +144,7 @@ def test_readme_main_command_end_to_end_without_redis_server(tmp_path: Path) -> 
         # played while a generation trained; every other stage ran exactly once per generation
         assert len(shards) >= 4 and in_shards >= 16
         assert len([a for a in shards if a.id.startswith(f"shard-{CONFIG}-g0-")]) >= 2
-        chunks_played = 0
+        chunks_played = len(checks)
         for k in (0, 1):
             assert s.get(Artifact, f"dataset-{CONFIG}-g{k}") is not None
             run = s.get(TrainingRun, f"run-{CONFIG}-g{k}")
@@ -167,8 +180,9 @@ def test_readme_main_command_end_to_end_without_redis_server(tmp_path: Path) -> 
     # A group of chunks' chord callback only frees the evaluation's slot: a tick that sees every
     # chunk recorded first starts what follows itself, and the last callback may still be
     # queued when generation 2 ends the loop. It never runs twice for one group.
-    groups = _started(data / "logs", "evaluate")
+    groups = _started(data / "logs", "evaluate") + _started(data / "logs", "check")
     assert 1 <= done["ringrift.evaluate.decide"] <= groups, (groups, done)
+    assert done.get("ringrift.promote.verify_promotion", 0) == len(checks), done
     # The last promotion commits generation 2, which ends the loop; the loop's stop is a warm
     # shutdown, so that task still finishes and is logged.
     assert done["ringrift.promote.promote_model"] == 2, done

@@ -13,7 +13,15 @@ from sqlalchemy import select
 
 from ringrift.errors import ServiceError
 from ringrift.infra.service import Service
-from ringrift.pipeline.state import apply_check, apply_decision, group_for, reconcile
+from ringrift.pipeline.heartbeat import record_dispatch
+from ringrift.pipeline.state import (
+    Limits,
+    apply_check,
+    apply_decision,
+    group_for,
+    in_flight,
+    reconcile,
+)
 from ringrift.store.models import EvaluationMatch, Model, PipelineState, ScheduleChange
 from tests.ledger_harness import add_model, ledger_service, redis_database
 
@@ -84,6 +92,26 @@ def test_a_new_best_plays_the_best_it_replaced_before_its_generation_goes_on(
     _check_chunk(svc, wins=0)
     [verify] = reconcile(svc, r, CONFIG)
     assert verify.stage == "verify" and verify.detail == {"model_id": NEW}
+
+
+def test_a_check_shares_the_evaluation_slots_and_waits_in_their_line(
+    r: redis.Redis, svc: Service
+) -> None:
+    _promoted(svc)
+    r.set("ringrift:claim:hex8_2p:3:evaluate", "another configuration evaluates")
+    assert in_flight(svc, r, "check") == 1 == in_flight(svc, r, "evaluate")
+    assert reconcile(svc, r, CONFIG, Limits(eval_matches=1)) == []  # no room: it waits
+    with svc.session() as s:
+        st = s.get(PipelineState, CONFIG)
+        assert st is not None and st.stage == "check: waits for a slot"
+    assert r.zrange("ringrift:slot-wait:evaluate", 0, -1) == [CONFIG.encode()]
+    [due] = reconcile(svc, r, CONFIG, Limits(eval_matches=2))
+    assert due.stage == "check" and due.detail["matches"] == [[OLD, 0, 4]]
+    assert r.zrange("ringrift:slot-wait:evaluate", 0, -1) == []
+    record_dispatch(r, due.key, group_for(due), 600)
+    assert in_flight(svc, r, "evaluate") == 2  # its chunk holds an evaluation slot
+    _check_chunk(svc, wins=2)
+    assert in_flight(svc, r, "evaluate") == 1  # ... until its result is in
 
 
 def test_a_clearly_worse_new_best_is_rolled_back_with_its_evidence(svc: Service) -> None:

@@ -23,9 +23,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ringrift.errors import ServiceError
+
+if TYPE_CHECKING:
+    from ringrift.infra.service import Service
 
 OPPONENTS = ("random", "heuristic")
 SNAPSHOTS = "strength"
@@ -72,16 +75,14 @@ def parse_marks(text: str) -> list[float]:
     return marks
 
 
-def take_snapshot(config: str, minute: float, folder: Path) -> Snapshot:
+def take_snapshot(svc: Service, config: str, minute: float, folder: Path) -> Snapshot:
     """Record the ledger's best model for ``config`` now, copying its weights into ``folder``."""
     from sqlalchemy import func, select
 
-    from ringrift.infra.service import current
     from ringrift.pipeline.state import current_best
     from ringrift.store.models import Game, PipelineState
     from ringrift.tasks.common import model_file
 
-    svc = current()
     with svc.session() as s:
         st = s.get(PipelineState, config)
         if st is None:
@@ -200,6 +201,8 @@ def run_loop_with_marks(
     say: Callable[[str], None],
 ) -> list[Snapshot]:
     """Run the loop until the last mark, snapshotting the best model at each."""
+    from ringrift.infra.service import current
+
     folder = data / SNAPSHOTS
     folder.mkdir(parents=True, exist_ok=True)
     env = {
@@ -230,7 +233,7 @@ def run_loop_with_marks(
                         f"see {log_path}"
                     )
                 time.sleep(min(5.0, max(0.1, started + minute * 60 - time.monotonic())))
-            snap = take_snapshot(config, minute, folder)
+            snap = take_snapshot(current(), config, minute, folder)
             snaps.append(snap)
             best = snap.model_id or "none (uniform search)"
             say(f"minute {minute:g}: generation {snap.generation}, {snap.games} games; best {best}")

@@ -132,6 +132,7 @@ def _summary(config: str, first: int, last: int) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from ringrift.infra.service import current
+    from ringrift.pipeline.state import check_name, evaluation_name
     from ringrift.store.models import (
         Artifact,
         EvaluationMatch,
@@ -169,11 +170,20 @@ def _summary(config: str, first: int, last: int) -> dict[str, Any]:
                 )
             )
         )
-        evaluations = s.scalar(
-            select(func.count(func.distinct(EvaluationMatch.evaluation_id))).where(
-                EvaluationMatch.candidate_id.in_([m.id for m in models])
+
+        def distinct_evaluations(prefix: str) -> int:
+            return int(
+                s.scalar(
+                    select(func.count(func.distinct(EvaluationMatch.evaluation_id))).where(
+                        EvaluationMatch.candidate_id.in_([m.id for m in models]),
+                        EvaluationMatch.evaluation_id.startswith(prefix),
+                    )
+                )
+                or 0
             )
-        )
+
+        evaluations = distinct_evaluations(evaluation_name(""))
+        checks = distinct_evaluations(check_name(""))
         samples = 0
         for run in runs:
             art = s.get(Artifact, run.dataset_artifact_id)
@@ -186,7 +196,9 @@ def _summary(config: str, first: int, last: int) -> dict[str, Any]:
         "samples": samples,
         "models_trained": sum(1 for r in runs if r.status == "done"),
         "models_promoted": sum(1 for m in models if m.status == "promoted"),
-        "evaluations": int(evaluations or 0),
+        "evaluations": evaluations,
+        "checks": checks,  # new bests played again against the best they replaced
+        "rolled_back": sum(1 for m in models if m.status == "rolled_back"),
     }
 
 
@@ -321,7 +333,7 @@ def _watch(
         if line != last:
             last = line
             _say(f"[{time.monotonic() - started:6.0f}s] {line}", out)
-        if status["generation"] >= target:
+        if status["generation"] >= target and status["stage"] == "done":  # last best checked
             return 0
         if not children.alive():
             _say("a worker or beat process exited; see the logs in the data dir", sys.stderr)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ringrift.infra.service import Service
 from ringrift.pipeline.rating_table import promoted_ratings
-from ringrift.pipeline.state import game_count, match_rows, match_scores, run_name
+from ringrift.pipeline.state import game_count, is_done, match_rows, match_scores, run_name
 from ringrift.store.models import (
     Game,
     Model,
@@ -43,9 +43,7 @@ def config_status(svc: Service, config: str) -> dict[str, Any]:
             "preset": st.preset,
             "generation": st.generation,
             "target_generations": st.target_generations,
-            "stage": "done"
-            if st.target_generations is not None and st.generation >= st.target_generations
-            else st.stage,
+            "stage": "done" if is_done(s, st) else st.stage,
             "games_total": total,
             "games_new": total - st.last_export_game_count,
             "games_this_generation": game_count(s, config, st.generation),

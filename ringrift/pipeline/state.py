@@ -97,7 +97,11 @@ def match_name(
     """One chunk of a match of an evaluation (from game ``first_game`` on; the candidate's
     gate evaluation unless ``evaluation`` names its check): the id its heartbeat and its place
     in the dispatched group go by."""
-    evaluation_id = evaluation or evaluation_name(candidate_id)
+    return chunk_name(evaluation or evaluation_name(candidate_id), opponent, first_game)
+
+
+def chunk_name(evaluation_id: str, opponent: str, first_game: int) -> str:
+    """The name of one chunk of evaluation ``evaluation_id`` (``parse_match_name`` reads it)."""
     return f"{evaluation_id}/{opponent}{CHUNK_MARK}{first_game}"
 
 
@@ -113,6 +117,15 @@ def parse_match_name(name: str) -> tuple[str, str, int]:
 def chunks(games: int, size: int) -> list[tuple[int, int]]:
     """(first game, games) of each chunk of a ``games``-game match."""
     return [(first, min(size, games - first)) for first in range(0, games, size)]
+
+
+def missing_chunks(
+    opponent: str, games: int, size: int, recorded: set[tuple[str, int]]
+) -> list[list[Any]]:
+    """``[opponent, first game, games]`` of each chunk of a ``games``-game match against
+    ``opponent`` that has no (opponent, first game) in ``recorded``."""
+    todo = [(first, n) for first, n in chunks(games, size) if (opponent, first) not in recorded]
+    return [[opponent, first, n] for first, n in todo]
 
 
 # ----- validation shared by the tasks --------------------------------------------------------
@@ -389,18 +402,11 @@ def due_chunks(p: Preset, rows: list[EvaluationMatch], best: str | None) -> list
     if best is not None:
         score = match_scores([row for row in rows if row.opponent == best]).get(best)
         if not sprt(score.counts() if score else {}, p.sprt).decided:
-            todo = [
-                [best, first, n]
-                for first, n in chunks(p.match_games("best"), p.eval_chunk_games)
-                if (best, first) not in recorded
-            ]
+            todo = missing_chunks(best, p.match_games("best"), p.eval_chunk_games, recorded)
             out += todo[: p.sprt_wave]
     for opponent in FIXED_OPPONENTS:
-        out += [
-            [opponent, first, n]
-            for first, n in chunks(p.match_games(opponent_kind(opponent)), p.eval_chunk_games)
-            if (opponent, first) not in recorded
-        ]
+        games = p.match_games(opponent_kind(opponent))
+        out += missing_chunks(opponent, games, p.eval_chunk_games, recorded)
     return out
 
 
@@ -503,7 +509,17 @@ def apply_check(s: Session, config: str, model_id: str) -> str:
     return outcome
 
 
-def _check_due(s: Session, st: PipelineState, p: Preset) -> Due | None:
+def target_reached(st: PipelineState) -> bool:
+    """The loop has made the generations it was asked for (never, without a target)."""
+    return st.target_generations is not None and st.generation >= st.target_generations
+
+
+def is_done(s: Session, st: PipelineState) -> bool:
+    """The loop has reached its target and its last new best has been checked."""
+    return target_reached(st) and check_due(s, st, preset(st.preset, st.config)) is None
+
+
+def check_due(s: Session, st: PipelineState, p: Preset) -> Due | None:
     """The check a newly promoted best still owes before its generation exports and trains:
     its missing chunks against the best it replaced, or the verdict once they are in."""
     best = current_best(s, st)
@@ -516,11 +532,7 @@ def _check_due(s: Session, st: PipelineState, p: Preset) -> Due | None:
         return None
     name = check_name(best)
     recorded = {(r.opponent, r.first_game) for r in match_rows(s, best, name)}
-    todo = [
-        [replaced, first, n]
-        for first, n in chunks(p.rollback_games, p.eval_chunk_games)
-        if (replaced, first) not in recorded
-    ]
+    todo = missing_chunks(replaced, p.rollback_games, p.eval_chunk_games, recorded)
     k = st.generation
     if todo:
         detail = {"candidate_id": best, "matches": todo, "evaluation": name, "preset": p.name}
@@ -594,7 +606,7 @@ def group_for(due: Due) -> Dispatch:
     """The chord an evaluate or check item is sent as: one member per chunk, named as its
     result will be, and the callback that moves the loop on."""
     d = due.detail
-    if due.stage in ("evaluate", "check"):
+    if due.stage in MATCH_STAGES:
         cand, evaluation = d["candidate_id"], d.get("evaluation")
         extra = [evaluation] if evaluation else []
         members = [
@@ -622,15 +634,15 @@ def _plan(svc: Service, r: redis.Redis, config: str) -> tuple[str | None, Due | 
         if st is None or not st.enabled:
             return None, None
         k = st.generation
-        if st.target_generations is not None and k >= st.target_generations:
-            return "done", None
         p = preset(st.preset, config)
         for _ in collect_shards(svc, s, config):
             count(r, SHARD_COLLECTED)
         s.flush()
-        check = _check_due(s, st, p)
+        check = check_due(s, st, p)
         if check is not None:  # selfplay goes on meanwhile; export waits for the verdict
-            return "checking the new best", check
+            return "checking the new best", check  # the last generation's best is checked too
+        if target_reached(st):
+            return "done", None
         dataset = s.get(Artifact, dataset_name(config, k))
         if dataset is None:
             new = game_count(s, config) - st.last_export_game_count
@@ -685,17 +697,28 @@ def _record_stage(svc: Service, config: str, stage: str) -> None:
         )
 
 
+MATCH_STAGES = ("evaluate", "check")  # stages that play evaluation chunks: one cap, one line
+
+
 @dataclass(frozen=True)
 class Limits:
     """Caps over all configurations (None: no cap): trainings at once, and evaluation matches
-    in flight (an evaluation sends as many of its matches as there is room for, the rest once
-    those are in). ``tasks.pipeline`` sets them from the live queues."""
+    in flight, a new best's check matches included (an evaluation or check sends as many of its
+    matches as there is room for, the rest once those are in). ``tasks.pipeline`` sets them
+    from the live queues."""
 
     trainings: int | None = None
     eval_matches: int | None = None
 
     def of(self, stage: str) -> int | None:
-        return {"train": self.trainings, "evaluate": self.eval_matches}.get(stage)
+        if stage in MATCH_STAGES:
+            return self.eval_matches
+        return self.trainings if stage == "train" else None
+
+
+def slot_line(stage: str) -> str:
+    """The stage whose slots ``stage`` waits for: a check waits in the evaluations' line."""
+    return "evaluate" if stage in MATCH_STAGES else stage
 
 
 SLOT_WAIT = "ringrift:slot-wait:"  # + stage: a sorted set, configuration -> when it began waiting
@@ -704,11 +727,12 @@ SLOT_WAIT_SECONDS = 120  # a waiter no reconcile has seen for this long has stop
 
 def in_flight(svc: Service, r: redis.Redis, stage: str) -> int:
     """How much of ``stage``'s cap is taken now, all configurations together: one per held
-    training claim; for evaluations, one per match sent whose result is not in yet (a claim
-    whose matches are not recorded as sent yet counts one), so each match frees its slot as
-    soon as it ends."""
-    keys = [_text(k) for k in r.scan_iter(f"{CLAIM_PREFIX}*:{stage}", count=1000)]
-    if stage != "evaluate":
+    training claim; for evaluations and checks (one cap), one per match sent whose result is
+    not in yet (a claim whose matches are not recorded as sent yet counts one), so each match
+    frees its slot as soon as it ends."""
+    stages = MATCH_STAGES if stage in MATCH_STAGES else (stage,)
+    keys = [_text(k) for st in stages for k in r.scan_iter(f"{CLAIM_PREFIX}*:{st}", count=1000)]
+    if stage not in MATCH_STAGES:
         return len(keys)
     groups = [dispatched(r, key.removeprefix(CLAIM_PREFIX)) for key in keys]
     with svc.session() as s:
@@ -765,7 +789,7 @@ def reconcile(svc: Service, r: redis.Redis, config: str, limits: Limits | None =
     room: int | None = None
     if cap is not None and not r.exists(CLAIM_PREFIX + due.key):
         room = cap - in_flight(svc, r, due.stage)
-        place = waiting_place(r, due.stage, config)
+        place = waiting_place(r, slot_line(due.stage), config)
         if room <= 0 or place > 0:
             ahead = f", {place} ahead" if place else ""
             _record_stage(svc, config, f"{due.stage}: waits for a slot{ahead}")
@@ -774,7 +798,7 @@ def reconcile(svc: Service, r: redis.Redis, config: str, limits: Limits | None =
     if not claim(r, due.key, p.claim_seconds):
         return _resend_lost(svc, r, due, p.claim_seconds)
     if room is not None:
-        stop_waiting(r, due.stage, config)
+        stop_waiting(r, slot_line(due.stage), config)
     _, again = _plan(svc, r, config)
     if again is None or again.key != due.key:
         release(r, due.key)
@@ -783,7 +807,7 @@ def reconcile(svc: Service, r: redis.Redis, config: str, limits: Limits | None =
         log.warning("%s: %s started again (its claim lapsed)", config, due.key)
         count(r, STAGE_RESTARTED)
     r.set(STAGE_STARTED + due.key, 1, ex=STAGE_STARTED_SECONDS)
-    if room is not None and again.stage == "evaluate":
+    if room is not None and again.stage in MATCH_STAGES:
         again.detail["matches"] = again.detail["matches"][: max(1, room)]
     return [again]
 
@@ -795,7 +819,7 @@ def finished_members(s: Session, stage: str, member_ids: list[str]) -> set[str]:
         if not member_ids:
             return set()
         return set(s.scalars(select(Artifact.id).where(Artifact.id.in_(member_ids))))
-    if stage in ("evaluate", "check"):
+    if stage in MATCH_STAGES:
         wanted: dict[str, set[tuple[str, int]]] = {}
         for member_id in member_ids:
             evaluation_id, opponent, first = parse_match_name(member_id)
@@ -808,7 +832,7 @@ def finished_members(s: Session, stage: str, member_ids: list[str]) -> set[str]:
                 )
             ).all()
             done.update(
-                f"{evaluation_id}/{opponent}{CHUNK_MARK}{first}"
+                chunk_name(evaluation_id, opponent, first)
                 for opponent, first in recorded
                 if (opponent, first) in chunks_wanted
             )
