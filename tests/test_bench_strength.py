@@ -141,7 +141,9 @@ def test_strength_runs_the_loop_and_keeps_the_best_at_each_mark(tmp_path: Path) 
         "--sims", "2", "--jobs", "1", "--data-dir", str(data), "--json",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    rows = json.loads(out.stdout.strip().splitlines()[-1])["marks"]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (report["preset"], report["workers"]) == ("tiny", 2)
+    rows = report["marks"]
     assert [r["minute"] for r in rows] == [0.2, 1.5]
     assert rows[0]["games"] <= rows[1]["games"] and rows[0]["generation"] <= rows[1]["generation"]
     last = rows[1]
@@ -150,3 +152,15 @@ def test_strength_runs_the_loop_and_keeps_the_best_at_each_mark(tmp_path: Path) 
     # The loop was stopped (SIGINT) and said so in its summary, its processes gone.
     summary = json.loads((data / "loop.log").read_text().strip().splitlines()[-1])
     assert summary["interrupted"] == "SIGINT"
+
+    # Scored again later: the run's own preset is reported, not this command's default.
+    again = _cli(
+        "bench", "strength", "--evaluate-only", "--data-dir", str(data), "--games", "2",
+        "--sims", "2", "--jobs", "1", "--json",
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout.strip().splitlines()[-1])
+    assert report["preset"] == "tiny" and len(report["marks"]) == 2
+    args = ("--evaluate-only", "--data-dir", str(data), "--config", "hex8_2p")
+    other = _cli("bench", "strength", *args)
+    assert other.returncode != 0 and "holds a square8_2p run" in other.stderr

@@ -294,10 +294,16 @@ def run_bench(
     def say(line: str) -> None:
         print(line, file=out, flush=True)
 
+    run = {"config": config, "preset": preset, "workers": workers}
     if evaluate_only:
         if data_dir is None:
             raise ValueError("--evaluate-only needs --data-dir: the folder of an earlier run")
         snaps = saved_snapshots(data_dir / SNAPSHOTS)
+        recorded = data_dir / SNAPSHOTS / "run.json"
+        if recorded.is_file():  # what the loop ran with, not this command's defaults
+            run = json.loads(recorded.read_text())
+        if run["config"] != config:
+            raise ValueError(f"{data_dir} holds a {run['config']} run, not {config}")
     else:
         import tempfile
 
@@ -305,6 +311,8 @@ def run_bench(
         if data.exists() and any(data.iterdir()):
             raise ValueError(f"{data}: --data-dir must be a new or empty folder")
         data = writable_data_dir(data)
+        (data / SNAPSHOTS).mkdir()
+        (data / SNAPSHOTS / "run.json").write_text(json.dumps(run))
         snaps = run_loop_with_marks(config, preset, workers, marks, data, say)
     say(f"playing {games} games per opponent at {sims} simulations for {len(snaps)} models")
     started = time.monotonic()
@@ -315,9 +323,7 @@ def run_bench(
     say(f"scored in {time.monotonic() - started:.0f} s")
     if as_json:
         summary = {
-            "config": config,
-            "preset": preset,
-            "workers": workers,
+            **run,
             "simulations": sims,
             "games": games,
             "marks": rows,
