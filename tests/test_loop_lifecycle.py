@@ -256,10 +256,11 @@ def test_broker_url_unreachable(tmp_path: Path) -> None:
     ("args", "expected"),
     [
         (["--config", "square9_2p"], "unknown configuration 'square9_2p'"),
-        (["--preset", "huge"], "unknown preset 'huge'; known: ['default', 'tiny']"),
+        (["--preset", "huge"], "unknown preset 'huge'; known: ['cpu', 'default', 'tiny']"),
         (["--generations", "0"], "--generations must be at least 1"),
+        (["--workers", "0"], "--workers must be between 1 and 64, got 0"),
     ],
-    ids=["config", "preset", "generations"],
+    ids=["config", "preset", "generations", "workers"],
 )
 def test_bad_arguments(tmp_path: Path, args: list[str], expected: str) -> None:
     line = _fails_to_start(
