@@ -77,19 +77,16 @@ def parse_marks(text: str) -> list[float]:
 
 def take_snapshot(svc: Service, config: str, minute: float, folder: Path) -> Snapshot:
     """Record the ledger's best model for ``config`` now, copying its weights into ``folder``."""
-    from sqlalchemy import func, select
-
-    from ringrift.pipeline.state import current_best
-    from ringrift.store.models import Game, PipelineState
+    from ringrift.pipeline.state import current_best, game_count
+    from ringrift.store.models import PipelineState
     from ringrift.tasks.common import model_file
 
     with svc.session() as s:
         st = s.get(PipelineState, config)
         if st is None:
             raise ServiceError(f"{config}: the loop has not started a pipeline in this data dir")
-        games = s.scalar(select(func.count()).select_from(Game).where(Game.config == config))
         best = current_best(s, st)
-        snap = Snapshot(minute, int(st.generation), int(games or 0), None, None, None, None)
+        snap = Snapshot(minute, int(st.generation), game_count(s, config), None, None, None, None)
         if best is not None:
             model, weights = model_file(svc, s, best)
             copy = folder / f"minute-{minute:g}.pt"
