@@ -49,6 +49,33 @@ def test_a_lapsed_holder_loses_the_right_to_write(client: redis.Redis) -> None:
     assert client.get(fresh.key) == str(fresh.token).encode()
 
 
+def test_tokens_stay_above_the_ledgers_after_redis_loses_its_data(client: redis.Redis) -> None:
+    holder = Lease(client, "run-c", 30)
+    assert holder.acquire()
+    client.flushdb()  # a restart without persistence: the lease and its counter are gone
+    holder.renew()  # nobody took over: the holder takes its key back and keeps writing
+    assert client.get(holder.key) == str(holder.token).encode()
+    client.flushdb()
+    newcomer = Lease(client, "run-c", 30)
+    assert newcomer.acquire(floor=holder.token)  # the ledger's token, read before acquiring
+    assert newcomer.token == holder.token + 1
+    with pytest.raises(LeaseLost):
+        holder.renew()  # a newer token exists: the old holder may not take the key back
+
+
+def test_a_vanished_lease_is_not_retaken_over_a_newer_token(client: redis.Redis) -> None:
+    old = Lease(client, "run-d", 30)
+    assert old.acquire()
+    new = Lease(client, "run-d", 30)
+    client.delete(old.key)
+    assert new.acquire() and new.token > old.token
+    client.delete(new.key)  # the new holder's key lapses too
+    with pytest.raises(LeaseLost):
+        old.renew()
+    new.renew()
+    assert client.get(new.key) == str(new.token).encode()
+
+
 def test_ledger_refuses_a_stale_token(tmp_path: Path) -> None:
     url = database_url(tmp_path)
     migrate(url)

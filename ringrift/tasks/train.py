@@ -38,7 +38,7 @@ from ringrift.celery import app
 from ringrift.errors import ServiceError
 from ringrift.infra.service import Service, current, redis_client
 from ringrift.pipeline import runs
-from ringrift.pipeline.heartbeat import beating
+from ringrift.pipeline.heartbeat import beating, holder
 from ringrift.pipeline.lease import Lease, LeaseLost
 from ringrift.pipeline.presets import Preset, preset
 from ringrift.pipeline.run_hooks import RunHooks
@@ -107,8 +107,17 @@ def train_model(self: Any, run_id: str, segment: int | None = None) -> dict[str,
         raise ServiceError(f"segment must be a non-negative integer or None, got {segment!r}")
     svc = current()
     budget = segment_budget(svc)
+    with svc.session() as s:  # tokens continue above the ledger's, even if Redis lost its count
+        row = s.get(TrainingRun, run_id)
+        floor = int(row.lease_token or 0) if row is not None else 0
     lease = Lease(redis_client(), run_id, svc.settings.train_lease_seconds)
-    if not lease.acquire():
+    if not lease.acquire(floor):
+        if holder(lease.client, f"{run_id}/segment") is None:
+            # the holder stopped beating (its worker died): its lease lapses soon, then this
+            # attempt takes over rather than leave the stage claimed with nobody training
+            wait = max(1, int(lease.client.ttl(lease.key))) + 1
+            log.warning("%s: its last trainer died; taking over in %d s", run_id, wait)
+            raise self.retry(countdown=wait, max_retries=5)
         log.warning("%s is being trained by another delivery; not starting a second", run_id)
         return {"run_id": run_id, "skipped": "running elsewhere"}
     try:
@@ -247,9 +256,9 @@ def _train(
         result.resumed_from_step,
     )
     release(r, stage_key)
-    from ringrift.tasks.pipeline import advance
+    from ringrift.tasks.pipeline import hand_on
 
-    advance(config)
+    hand_on(config)
     return {"run_id": run_id, "model_id": name, "steps": result.steps}
 
 
