@@ -16,7 +16,9 @@ import json
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +34,7 @@ from ringrift.pipeline.gate import GateDecision, MatchScore, decide, opponent_ki
 from ringrift.pipeline.heartbeat import (
     Dispatch,
     Member,
+    beating,
     dispatched,
     forget_dispatch,
     is_lost,
@@ -221,12 +224,61 @@ def load_state(s: Session, config: str) -> PipelineState:
 # ----- claims: at most one start per stage --------------------------------------------------
 
 
-def claim(r: redis.Redis, key: str, seconds: int) -> bool:
-    return bool(r.set(CLAIM_PREFIX + key, secrets.token_hex(8), nx=True, ex=seconds))
+# A fresh claim lasts this long, time enough to send its work; once the work is queued the
+# sender extends it (``confirm``), so a sender that dies or fails in between leaves no claim
+# guarding nothing for longer than this.
+SEND_SECONDS = 120
+
+_EXTEND = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('expire', KEYS[1], ARGV[2]) else return 0 end"
+)
+_DROP = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('del', KEYS[1]) else return 0 end"
+)
+
+
+def claim(r: redis.Redis, key: str, seconds: int) -> str | None:
+    """Take the claim on ``key`` for ``seconds``; its token if this caller got it."""
+    token = secrets.token_hex(8)
+    if r.set(CLAIM_PREFIX + key, token, nx=True, ex=seconds):
+        return token
+    held = r.get(CLAIM_PREFIX + key)  # a retried SET whose first reply was lost is still ours
+    return token if held is not None and _text(held) == token else None
+
+
+def confirm(r: redis.Redis, key: str, token: str, seconds: int) -> bool:
+    """The claim's work is queued: keep the claim ``seconds`` more, if it is still ours (the
+    work may have finished and released it already)."""
+    return bool(r.eval(_EXTEND, 1, CLAIM_PREFIX + key, token, seconds))
+
+
+def drop(r: redis.Redis, key: str, token: str) -> None:
+    """Give up a claim whose work could not be sent, if it is still ours."""
+    r.eval(_DROP, 1, CLAIM_PREFIX + key, token)
 
 
 def release(r: redis.Redis, key: str) -> None:
     r.delete(CLAIM_PREFIX + key)
+
+
+FAILED_RETRY_SECONDS = 30  # a stage task that raised is started again after this long
+
+
+@contextmanager
+def running_stage(svc: Service, r: redis.Redis, key: str) -> Iterator[None]:
+    """The body of a one-task stage (export, decide, verify): it beats under the stage's key,
+    so a tick finds a worker killed mid-task as soon as the beat stops and starts the stage
+    again; if the body raises, the stage's claim lapses in ``FAILED_RETRY_SECONDS`` rather
+    than the preset's ``claim_seconds``, so the next attempt comes soon (a full disk that was
+    emptied, a database that came back)."""
+    with beating(r, key, svc.settings.task_heartbeat_seconds, svc.settings.host):
+        try:
+            yield
+        except Exception:
+            r.expire(CLAIM_PREFIX + key, FAILED_RETRY_SECONDS)
+            raise
 
 
 def hold(r: redis.Redis, key: str, seconds: int) -> None:
@@ -278,6 +330,7 @@ def ingest_shard(svc: Service, s: Session, artifact: Artifact) -> int:
 
 
 ORPHAN_SHARD_SECONDS = 120  # a shard uncollected this long lost its chained collect
+# (the tick's own threshold is two task heartbeats: 120 s by default)
 
 
 def uncollected_shards(
@@ -304,10 +357,14 @@ def uncollected_shards(
 
 
 def collect_shards(
-    svc: Service, s: Session, config: str, older_than_s: float = ORPHAN_SHARD_SECONDS
+    svc: Service, s: Session, config: str, older_than_s: float | None = None
 ) -> list[str]:
-    """Ingest ``uncollected_shards``; returns the shards collected. One that cannot be read
-    (corrupt, another rules version) is logged and left where it is, for a person to look at."""
+    """Ingest ``uncollected_shards`` (by default those older than two heartbeats: a chained
+    collect that long overdue went with its worker); returns the shards collected. One that
+    cannot be read (corrupt, another rules version) is logged and left where it is, for a
+    person to look at."""
+    if older_than_s is None:
+        older_than_s = 2 * svc.settings.task_heartbeat_seconds
     collected = []
     for artifact in uncollected_shards(s, config, older_than_s):
         try:
@@ -596,6 +653,8 @@ class Due:
     config: str
     generation: int
     detail: dict[str, Any]
+    claim: str | None = None  # the token of the claim ``reconcile`` took for it
+    claim_seconds: int = 0  # how long that claim lasts once the work is queued
 
     @property
     def key(self) -> str:
@@ -795,7 +854,12 @@ def reconcile(svc: Service, r: redis.Redis, config: str, limits: Limits | None =
             _record_stage(svc, config, f"{due.stage}: waits for a slot{ahead}")
             return []
     restarted = r.exists(STAGE_STARTED + due.key)
-    if not claim(r, due.key, p.claim_seconds):
+    token = claim(r, due.key, SEND_SECONDS)
+    if token is None and _lost_single(r, due):
+        release(r, due.key)
+        token = claim(r, due.key, SEND_SECONDS)
+        restarted = 1
+    if token is None:
         return _resend_lost(svc, r, due, p.claim_seconds)
     if room is not None:
         stop_waiting(r, slot_line(due.stage), config)
@@ -809,7 +873,7 @@ def reconcile(svc: Service, r: redis.Redis, config: str, limits: Limits | None =
     r.set(STAGE_STARTED + due.key, 1, ex=STAGE_STARTED_SECONDS)
     if room is not None and again.stage in MATCH_STAGES:
         again.detail["matches"] = again.detail["matches"][: max(1, room)]
-    return [again]
+    return [replace(again, claim=token, claim_seconds=p.claim_seconds)]
 
 
 def finished_members(s: Session, stage: str, member_ids: list[str]) -> set[str]:
@@ -855,6 +919,24 @@ def release_if_finished(svc: Service, r: redis.Redis, key: str) -> None:
             release(r, key)
             forget_dispatch(r, key)
             r.delete(STAGE_STARTED + key)  # claiming the rest of an evaluation is no repair
+
+
+def single_task_id(due: Due) -> str | None:
+    """The heartbeat id of a stage run by one task (None for a stage of several): the stage's
+    key, or for training the run's segment (``ringrift health`` reads that one too)."""
+    if due.stage == "train":
+        return f"{due.detail['run_id']}/segment"
+    return due.key if due.stage in ("export", "decide", "verify") else None
+
+
+def _lost_single(r: redis.Redis, due: Due) -> bool:
+    """``due``'s claimed one-task stage lost its worker (started, no longer beating); true for
+    exactly one caller, who starts it again."""
+    task_id = single_task_id(due)
+    if task_id is None or not is_lost(r, task_id) or not take_over(r, task_id):
+        return False
+    log.warning("%s: %s lost its worker; starting it again", due.config, due.key)
+    return True
 
 
 def _resend_lost(svc: Service, r: redis.Redis, due: Due, seconds: int) -> list[Due]:

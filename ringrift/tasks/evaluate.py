@@ -190,9 +190,9 @@ def decide(
     if stage not in ("evaluate", "check"):
         raise ServiceError(f"stage must be 'evaluate' or 'check', got {stage!r}")
     release_if_finished(current(), redis_client(), f"{config}:{generation}:{stage}")
-    from ringrift.tasks.pipeline import advance
+    from ringrift.tasks.pipeline import hand_on
 
-    advance(config)  # all matches recorded: the reconciler claims and starts the decision
+    hand_on(config)  # all matches recorded: the reconciler claims and starts the decision
     return {"candidate_id": candidate_id, "matches": len(results)}
 
 

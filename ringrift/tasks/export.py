@@ -25,6 +25,7 @@ from ringrift.pipeline.state import (
     dataset_name,
     game_count,
     release,
+    running_stage,
 )
 from ringrift.store import record_artifact
 from ringrift.store.models import Artifact, Game, PipelineState
@@ -90,8 +91,9 @@ def build_dataset(config: str, generation: int, preset_name: str) -> dict[str, A
     check_generation(generation)
     p = preset(preset_name, config)
     name = dataset_name(config, generation)
-    svc = current()
-    with svc.session() as s:
+    svc, r = current(), redis_client()
+    key = f"{config}:{generation}:export"
+    with running_stage(svc, r, key), svc.session() as s:
         if s.get(Artifact, name) is not None:
             log.info("dataset %s already exported (redelivery)", name)
         else:
@@ -111,8 +113,8 @@ def build_dataset(config: str, generation: int, preset_name: str) -> dict[str, A
             if st is not None:
                 st.last_export_game_count = game_count(s, config)
             log.info("exported %s: %s", name, stats)
-    release(redis_client(), f"{config}:{generation}:export")
-    from ringrift.tasks.pipeline import advance
+    release(r, key)
+    from ringrift.tasks.pipeline import hand_on
 
-    advance(config)
+    hand_on(config)
     return {"artifact_id": name}

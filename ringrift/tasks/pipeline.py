@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import redis
 from celery import chain, chord
 from celery import group as group_of
 from celery.utils.log import get_task_logger
+from kombu.exceptions import OperationalError
 from sqlalchemy import select
 
 from ringrift.celery import app
@@ -28,7 +30,9 @@ from ringrift.pipeline.state import (
     Due,
     Limits,
     claim,
+    confirm,
     disable_pipeline,
+    drop,
     enable_pipeline,
     group_for,
     pipeline_rows,
@@ -107,12 +111,37 @@ def limits() -> Limits:
 
 
 def advance(config: str) -> list[str]:
-    """Start whatever is due for ``config`` now; returns the started stages."""
+    """Start whatever is due for ``config`` now; returns the started stages.
+
+    A stage's claim is short until its work is queued and only then lasts the preset's
+    ``claim_seconds``; if sending fails, the claim is dropped at once, so no claim ever guards
+    work that was never queued."""
+    r = redis_client()
     started = []
-    for due in reconcile(current(), redis_client(), config, limits()):
-        start(due)
+    for due in reconcile(current(), r, config, limits()):
+        try:
+            start(due)
+        except BaseException:
+            if due.claim is not None:
+                drop(r, due.key, due.claim)
+            raise
+        if due.claim is not None:
+            confirm(r, due.key, due.claim, due.claim_seconds)
         started.append(due.stage)
     return started
+
+
+def hand_on(config: str) -> list[str]:
+    """A finished stage task starts what is due next (``advance``), the fast path; if the broker
+    is away just then, it says so and leaves it to the beat's next tick, which starts the same
+    work from the ledger, rather than fail a task whose work is done and recorded."""
+    try:
+        return advance(config)
+    except (redis.RedisError, OSError, OperationalError) as e:
+        log.warning(
+            "%s: the next stage is left to the beat's tick (%s: %s)", config, type(e).__name__, e
+        )
+        return []
 
 
 @app.task(name="ringrift.pipeline.start")

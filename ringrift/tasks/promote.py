@@ -20,6 +20,7 @@ from ringrift.pipeline.state import (
     check_generation,
     load_state,
     release,
+    running_stage,
 )
 
 log = get_task_logger(__name__)
@@ -29,18 +30,19 @@ log = get_task_logger(__name__)
 def promote_model(config: str, generation: int, candidate_id: str) -> dict[str, Any]:
     check_config(config)
     check_generation(generation)
-    svc = current()
-    with svc.session() as s:
+    svc, r = current(), redis_client()
+    key = f"{config}:{generation}:decide"
+    with running_stage(svc, r, key), svc.session() as s:
         outcome = apply_decision(s, config, generation, candidate_id)
-    release(redis_client(), f"{config}:{generation}:decide")
+    release(r, key)
     if outcome == "promoted":
         from ringrift.tasks.sync import broadcast_model
 
         broadcast_model.delay(candidate_id)
     app.send_task("ringrift.evaluate.rate", args=(config,), queue=pick(app, 1)[0])
-    from ringrift.tasks.pipeline import advance
+    from ringrift.tasks.pipeline import hand_on
 
-    advance(config)
+    hand_on(config)
     return {"candidate_id": candidate_id, "outcome": outcome}
 
 
@@ -52,16 +54,17 @@ def verify_promotion(config: str, generation: int, model_id: str) -> dict[str, A
     check_generation(generation)
     if not isinstance(model_id, str) or not model_id:
         raise ServiceError(f"model_id must be a model id, got {model_id!r}")
-    svc = current()
-    with svc.session() as s:
+    svc, r = current(), redis_client()
+    key = f"{config}:{generation}:verify"
+    with running_stage(svc, r, key), svc.session() as s:
         outcome = apply_check(s, config, model_id)
         best = load_state(s, config).best_model_id
-    release(redis_client(), f"{config}:{generation}:verify")
+    release(r, key)
     if outcome == "rolled back" and best is not None:
         from ringrift.tasks.sync import broadcast_model
 
         broadcast_model.delay(best)
-    from ringrift.tasks.pipeline import advance
+    from ringrift.tasks.pipeline import hand_on
 
-    advance(config)
+    hand_on(config)
     return {"model_id": model_id, "outcome": outcome, "best": best}

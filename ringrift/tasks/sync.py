@@ -50,9 +50,9 @@ def collect(
     log.info(
         "%s g%d: ingested %d new games from %d shards", config, generation, ingested, len(results)
     )
-    from ringrift.tasks.pipeline import advance
+    from ringrift.tasks.pipeline import hand_on
 
-    advance(config)
+    hand_on(config)
     return {"ingested": ingested, "shards": len(results)}
 
 

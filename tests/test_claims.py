@@ -1,0 +1,97 @@
+"""A stage claim never guards work that is not queued or running: it is short until its work
+is sent, it is dropped when sending fails, and a one-task stage whose worker was killed is
+started again as soon as its heartbeat stops (a real Redis, real processes, a SQLite ledger)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from ringrift.infra.service import Service
+from ringrift.pipeline.heartbeat import STARTED
+from ringrift.pipeline.repairs import STAGE_RESTARTED, repairs
+from ringrift.pipeline.state import (
+    CLAIM_PREFIX,
+    SEND_SECONDS,
+    claim,
+    confirm,
+    drop,
+    reconcile,
+    single_task_id,
+)
+from tests.ledger_harness import ledger_service, redis_database
+from tests.test_heartbeat import (
+    ALL_CHUNKS,
+    CONFIG,
+    SECONDS,
+    _beat,
+    _evaluating,
+    _record_match,
+    _url,
+)
+
+
+@pytest.fixture
+def r(redis_url: str) -> Iterator[redis.Redis]:
+    with redis_database(redis_url, 13) as client:  # database 13 is this module's
+        yield client
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Iterator[Service]:
+    with ledger_service(tmp_path) as service:
+        yield service
+
+
+def test_a_claim_is_short_until_its_work_is_queued_and_only_its_taker_extends_or_drops_it(
+    r: redis.Redis, svc: Service
+) -> None:
+    _evaluating(svc)
+    [due] = reconcile(svc, r, CONFIG)
+    assert due.claim is not None and due.claim_seconds == 600  # the tiny preset's
+    assert 0 < r.ttl(CLAIM_PREFIX + due.key) <= SEND_SECONDS
+    assert not confirm(r, due.key, "someone else's token", 600)
+    assert r.ttl(CLAIM_PREFIX + due.key) <= SEND_SECONDS
+    assert confirm(r, due.key, due.claim, due.claim_seconds)  # sent: it lasts the stage's time
+    assert r.ttl(CLAIM_PREFIX + due.key) > SEND_SECONDS
+    drop(r, due.key, "someone else's token")
+    assert r.exists(CLAIM_PREFIX + due.key)
+    drop(r, due.key, due.claim)  # what a failed send does
+    assert not r.exists(CLAIM_PREFIX + due.key)
+    [again] = reconcile(svc, r, CONFIG)
+    assert again.key == due.key and again.claim != due.claim
+
+
+def test_a_claim_has_one_taker(r: redis.Redis) -> None:
+    first = claim(r, "square8_2p:0:export", 60)
+    assert first is not None and claim(r, "square8_2p:0:export", 60) is None
+    assert r.get(CLAIM_PREFIX + "square8_2p:0:export") == first.encode()
+
+
+def test_a_one_task_stage_whose_worker_was_killed_starts_again_when_its_beat_stops(
+    r: redis.Redis, svc: Service
+) -> None:
+    candidate = _evaluating(svc)
+    for opponent, first, _ in ALL_CHUNKS:
+        _record_match(svc, candidate, opponent, first)
+    [decide] = reconcile(svc, r, CONFIG)
+    assert decide.stage == "decide" and decide.claim is not None
+    confirm(r, decide.key, decide.claim, decide.claim_seconds)  # sent
+    task_id = single_task_id(decide)
+    assert task_id == decide.key
+    worker = _beat(_url(r), task_id)  # the promote task at work, as running_stage beats
+    assert reconcile(svc, r, CONFIG) == [], "a live task's stage is not started twice"
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert r.exists(STARTED + task_id) and reconcile(svc, r, CONFIG) == []  # beat not lapsed
+    time.sleep(SECONDS + 1.5)
+    [again] = reconcile(svc, r, CONFIG)
+    assert again.key == decide.key and again.claim not in (None, decide.claim)
+    assert 0 < r.ttl(CLAIM_PREFIX + again.key) <= SEND_SECONDS
+    assert repairs(r) == {STAGE_RESTARTED: 1}
+    assert reconcile(svc, r, CONFIG) == [], "started again once"
