@@ -63,6 +63,17 @@ task_default_queue = "cpu"
 # Keep retrying the broker at start-up (Celery 6 changes the default).
 broker_connection_retry_on_startup = True
 
+# A broker that is away for a while (a restart, a failover): sending a task keeps trying for
+# about a minute, as the service's own Redis calls do (ringrift/infra/service.py), and a worker
+# keeps reconnecting for good rather than exit after Celery's default 100 attempts.
+task_publish_retry_policy = {
+    "max_retries": 15,
+    "interval_start": 0,
+    "interval_step": 1,
+    "interval_max": 5,
+}
+broker_connection_max_retries = None
+
 # The reconciler: every tick reads the ledger for each enabled config and starts what is due.
 # Beat runs once; overlapping ticks are harmless because every start is claimed in Redis first.
 beat_schedule = {

@@ -543,9 +543,9 @@ def schedule(explain: bool, as_json: bool) -> int:
 def health(as_json: bool) -> int:
     from ringrift.celery import app
     from ringrift.cli.health import check, summary_lines
-    from ringrift.infra.service import current, redis_client
+    from ringrift.infra.service import current, quick_redis_client
 
-    report = check(current(), app, redis_client())
+    report = check(current(), app, quick_redis_client())
     if as_json:
         print(json.dumps(report))
     else:

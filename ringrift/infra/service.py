@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -61,27 +63,60 @@ _current: Service | None = None
 _redis: redis.Redis | None = None
 
 
+def open_service(settings: Settings) -> Service:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # working files, caches
+    engine = make_engine(settings.database_url)
+    store = open_store(settings)
+    return Service(
+        settings, engine, session_factory(engine), store, LocalCache(settings.cache_root, store)
+    )
+
+
 def current() -> Service:
     global _current
     if _current is None:
-        settings = Settings.from_env()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)  # working files, caches
-        engine = make_engine(settings.database_url)
-        store = open_store(settings)
-        _current = Service(
-            settings, engine, session_factory(engine), store, LocalCache(settings.cache_root, store)
-        )
+        _current = open_service(Settings.from_env())
     return _current
 
 
+# How the service's own Redis calls (claims, leases, heartbeats) ride out a broker that is away
+# for a while (a restart, a failover, a cut link): each call is tried again with backoff for
+# about a minute before it fails, as Celery's own connection retries do.
+BROKER_RETRIES = 16  # waits of 0.25, 0.5, 1, 2, 4, then 5 s each: 63 s in all
+
+
+def patient_retry() -> Retry:
+    return Retry(ExponentialBackoff(cap=5.0, base=0.25), BROKER_RETRIES)
+
+
 def redis_client() -> redis.Redis:
-    """The broker's Redis, for claims and locks (``RINGRIFT_BROKER_URL``)."""
+    """The broker's Redis, for claims and locks (``RINGRIFT_BROKER_URL``); its calls wait out
+    an outage of up to a minute (``patient_retry``)."""
     global _redis
     if _redis is None:
         from ringrift.celery import app
 
-        _redis = redis.Redis.from_url(str(app.conf.broker_url))
+        _redis = redis.Redis.from_url(
+            str(app.conf.broker_url),
+            socket_connect_timeout=5,
+            socket_timeout=30,
+            retry=patient_retry(),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        )
     return _redis
+
+
+def quick_redis_client() -> redis.Redis:
+    """The broker's Redis for a person's question (``ringrift health``): an outage is an answer
+    at once, not a minute's wait."""
+    from ringrift.celery import app
+
+    return redis.Redis.from_url(
+        str(app.conf.broker_url),
+        socket_connect_timeout=3,
+        socket_timeout=10,
+        retry=Retry(ExponentialBackoff(), 0),
+    )
 
 
 def _forget() -> None:
