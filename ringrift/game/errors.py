@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ringrift.errors import bounded
+
 
 class RingRiftError(ValueError):
     """Bad input to the engine: an unknown configuration, a malformed state or move."""
+
+    def __init__(self, message: Any = "", *args: Any) -> None:
+        super().__init__(bounded(message), *args)
 
 
 class IllegalMoveError(RingRiftError):
