@@ -339,3 +339,108 @@ def test_train_refuses_an_init_model_of_another_architecture(
     # No checkpoint or model file appeared in the store (the run's folder may exist, empty).
     run_dir = pipe.store_root / "runs" / run_id
     assert not run_dir.exists() or not any(p.is_file() for p in run_dir.rglob("*"))
+
+
+# --- (e) hostile ids and huge messages -----------------------------------------------------------
+
+HOSTILE_IDS = {
+    "dotdot": "../../../outside",
+    "absolute": "/etc/passwd",
+    "nul": "model-square8_2p-g1\x00.pt",
+    "ten-mb": "m" * 10_000_000,
+}
+
+
+def _outside(pipe: Pipe) -> dict[str, int]:
+    """Every file beside and above the store in the test's folder, with its size."""
+    base = pipe.data_dir.parent
+    return {
+        str(p.relative_to(base)): p.stat().st_size
+        for p in base.rglob("*")
+        if p.is_file()
+        and "logs" not in p.parts
+        and pipe.store_root not in p.parents
+        and not p.name.startswith("ledger")
+    }
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE_IDS))
+@pytest.mark.parametrize(
+    ("task", "make_args"),
+    [
+        (COLLECT, lambda bad: ([{"artifact_id": bad}], CONFIG, 0)),
+        (TRAIN, lambda bad: (bad,)),
+        (MATCH, lambda bad: (CONFIG, bad, "random", 2, "tiny")),
+        (VERIFY, lambda bad: (CONFIG, 0, bad)),
+        (PROMOTE, lambda bad: (CONFIG, 0, bad)),
+        (SELFPLAY, lambda bad: (CONFIG, 0, "batch", 0, 2, bad, "tiny")),
+    ],
+    ids=["collect", "train", "play_match", "verify", "promote", "selfplay-model"],
+)
+def test_hostile_ids_are_refused_and_nothing_outside_the_store_is_touched(
+    pipe: Pipe, task: str, make_args: Any, kind: str
+) -> None:
+    bad = HOSTILE_IDS[kind]
+    before, outside = pipe.snapshot(), _outside(pipe)
+    exc, traceback = pipe.fail(task, *make_args(bad), queue="gpu0")
+    assert isinstance(exc, ValueError), f"{type(exc).__name__}: {exc}"
+    assert len(str(exc)) < 2_000 and len(traceback) < 20_000, "the bad value is quoted, cut short"
+    assert_unchanged(before, pipe.snapshot(), f"{task} with a {kind} id")
+    assert _outside(pipe) == outside
+
+
+def test_a_100_mb_message_is_refused_with_a_short_error_and_nothing_written(pipe: Pipe) -> None:
+    before = pipe.snapshot()
+    huge = "x" * 100_000_000
+    exc, traceback = pipe.fail(EXPORT, huge, 0, "tiny", timeout=180)
+    assert "unknown configuration 'xxx" in str(exc) and "more characters" in str(exc)
+    assert len(str(exc)) < 2_000 and len(traceback) < 20_000
+    assert_unchanged(before, pipe.snapshot(), "a 100 MB config name")
+
+
+# --- (f) a pickle message, sent by hand ----------------------------------------------------------
+
+
+class _Payload:
+    """Unpickling this creates ``path``: proof, if the file appears, that code ran."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (self.path, "w"))
+
+
+def test_a_pickle_message_is_refused_unread(pipe: Pipe) -> None:
+    import pickle
+    import time
+    import uuid
+
+    from kombu import Connection
+
+    marker = scratch_dir(pipe) / "pickle-ran"
+    task_id = str(uuid.uuid4())
+    body = pickle.dumps(((CONFIG, _Payload(str(marker))), {}, {}))
+    headers = {"lang": "py", "task": "ringrift.pipeline.start", "id": task_id, "root_id": task_id}
+    headers.update(parent_id=None, group=None, retries=0, eta=None, expires=None, origin="test")
+    before = pipe.snapshot()
+    log_size = len(pipe.worker_log("cpu"))
+    with Connection(pipe.env["RINGRIFT_BROKER_URL"]) as conn:
+        conn.Producer().publish(
+            body,
+            routing_key="cpu",
+            exchange="",
+            headers=headers,
+            content_type="application/x-python-serialize",
+            content_encoding="binary",
+            correlation_id=task_id,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "pickle" not in pipe.worker_log("cpu")[log_size:]:
+        time.sleep(0.2)
+    said = pipe.worker_log("cpu")[log_size:]
+    assert "Refusing to deserialize untrusted content of type pickle" in said, said[-2000:]
+    assert not marker.exists(), "the pickle was loaded"
+    assert_unchanged(before, pipe.snapshot(), "a pickle message")
+    # the worker goes on serving JSON messages
+    assert pipe.run("ringrift.pipeline.list", queue="cpu", timeout=30) is not None
