@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ringrift.ai.encoding import ENCODER_VERSION
 from ringrift.ai.selfplay import PlayedGame
@@ -444,3 +446,90 @@ def test_a_pickle_message_is_refused_unread(pipe: Pipe) -> None:
     assert_unchanged(before, pipe.snapshot(), "a pickle message")
     # the worker goes on serving JSON messages
     assert pipe.run("ringrift.pipeline.list", queue="cpu", timeout=30) is not None
+
+
+# --- (g) property-based: any argument of the wrong type ----------------------------------------
+
+# Each public task with arguments that pass validation, and for each position the words its
+# error must use to name that argument.
+VALID_CALLS: dict[str, tuple[tuple[Any, ...], tuple[tuple[str, ...], ...]]] = {
+    SELFPLAY: (
+        (CONFIG, 0, "fuzz", 0, 2, None, "tiny", 0),
+        (
+            ("config",),
+            ("generation",),
+            ("batch",),
+            ("index",),
+            ("games",),
+            ("model",),
+            ("preset",),
+            ("exploration",),
+        ),
+    ),
+    COLLECT: (
+        ([], CONFIG, 0),
+        (("results", "selfplay"), ("config",), ("generation",)),
+    ),
+    EXPORT: ((CONFIG, 0, "tiny"), (("config",), ("generation",), ("preset",))),
+    TRAIN: (("run-fuzz", None), (("run_id",), ("segment",))),
+    MATCH: (
+        (CONFIG, "model-fuzz", "random", 2, "tiny", 0, None),
+        (
+            ("config",),
+            ("candidate",),
+            ("opponent",),
+            ("games",),
+            ("preset",),
+            ("first_game",),
+            ("evaluation",),
+        ),
+    ),
+    VERIFY: ((CONFIG, 0, "model-fuzz"), (("config",), ("generation",), ("model_id", "model"))),
+    PROMOTE: ((CONFIG, 0, "model-fuzz"), (("config",), ("generation",), ("candidate",))),
+    "ringrift.sync.broadcast_model": (("model-fuzz",), (("model_id", "model"),)),
+    "ringrift.evaluate.rate": ((CONFIG,), (("config",),)),
+    "ringrift.pipeline.stop": ((CONFIG,), (("config",),)),
+}
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _wrong_type(valid: Any) -> st.SearchStrategy[Any]:
+    """JSON values of another type than ``valid`` (an optional argument's None counts as valid:
+    its non-None type is the str, so ints, lists and dicts are wrong for it)."""
+    if isinstance(valid, bool) or valid is None:
+        return JSON.filter(lambda v: not isinstance(v, str) and v is not None)
+    kind = type(valid)
+    return JSON.filter(lambda v: not isinstance(v, kind) or isinstance(v, bool))
+
+
+@st.composite
+def _bad_call(draw: st.DrawFn) -> tuple[str, tuple[Any, ...], int]:
+    task = draw(st.sampled_from(sorted(VALID_CALLS)))
+    args, _ = VALID_CALLS[task]
+    at = draw(st.integers(0, len(args) - 1))
+    bad = draw(_wrong_type(args[at]))
+    return task, (*args[:at], bad, *args[at + 1 :]), at
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(call=_bad_call())
+def test_any_argument_of_the_wrong_type_is_named_and_nothing_written(
+    pipe: Pipe, call: tuple[str, tuple[Any, ...], int]
+) -> None:
+    task, args, at = call
+    before = pipe.snapshot()
+    exc, _ = pipe.fail(task, *args, queue="cpu", timeout=60)
+    words = VALID_CALLS[task][1][at]
+    message = str(exc)
+    assert isinstance(exc, ValueError), f"{task}{args!r}: {type(exc).__name__}: {message}"
+    assert any(w in message for w in words), f"{task}{args!r}: {message!r} names none of {words}"
+    assert_unchanged(before, pipe.snapshot(), f"{task}{args!r}")

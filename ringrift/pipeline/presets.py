@@ -217,8 +217,7 @@ PRESETS = {p.name: p for p in (TINY, CPU, DEFAULT)}
 def preset(name: str, config: str | None = None) -> Preset:
     """The preset called ``name``; with ``config`` (``square19_2p``), its numbers for that
     configuration's board."""
-    try:
-        p = PRESETS[name]
-    except KeyError:
-        raise ServiceError(f"unknown preset {name!r}; known: {sorted(PRESETS)}") from None
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ServiceError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
+    p = PRESETS[name]
     return p if config is None else p.for_board(config.rsplit("_", 1)[0])

@@ -140,6 +140,23 @@ def check_config(name: Any) -> GameConfig:
     return GameConfig.parse(name)
 
 
+def check_count(field: str, value: Any, low: int, high: int) -> int:
+    """A whole number from ``low`` to ``high`` (a JSON true is not one)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ServiceError(f"{field} must be a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+def check_id(field: str, value: Any, *, optional: bool = False) -> str | None:
+    """An id argument (a model's, a run's): a non-empty string (or None, when optional)."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        kind = "an id (a non-empty string) or null" if optional else "an id (a non-empty string)"
+        raise ServiceError(f"{field} must be {kind}, got {value!r}")
+    return value
+
+
 def check_generation(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ServiceError(f"generation must be a non-negative integer, got {value!r}")

@@ -28,6 +28,7 @@ from ringrift.pipeline.sprt import histogram
 from ringrift.pipeline.state import (
     check_config,
     check_generation,
+    check_id,
     check_name,
     evaluation_name,
     match_name,
@@ -61,6 +62,7 @@ def play_match_task(
         or not 0 <= first_game <= 1_000_000
     ):
         raise ServiceError(f"first_game must be between 0 and 1000000, got {first_game!r}")
+    check_id("candidate_id", candidate_id)
     if not isinstance(opponent, str) or not opponent or opponent == candidate_id:
         raise ServiceError(f"opponent must be a baseline or another model, got {opponent!r}")
     evaluation_id = evaluation_name(candidate_id)

@@ -10,7 +10,6 @@ from typing import Any
 from celery.utils.log import get_task_logger
 
 from ringrift.celery import app
-from ringrift.errors import ServiceError
 from ringrift.infra.queues import pick
 from ringrift.infra.service import current, redis_client
 from ringrift.pipeline.state import (
@@ -18,6 +17,7 @@ from ringrift.pipeline.state import (
     apply_decision,
     check_config,
     check_generation,
+    check_id,
     load_state,
     release,
     running_stage,
@@ -30,6 +30,7 @@ log = get_task_logger(__name__)
 def promote_model(config: str, generation: int, candidate_id: str) -> dict[str, Any]:
     check_config(config)
     check_generation(generation)
+    check_id("candidate_id", candidate_id)
     svc, r = current(), redis_client()
     key = f"{config}:{generation}:decide"
     with running_stage(svc, r, key), svc.session() as s:
@@ -52,8 +53,7 @@ def verify_promotion(config: str, generation: int, model_id: str) -> dict[str, A
     or roll the best-model pointer back and tell every worker."""
     check_config(config)
     check_generation(generation)
-    if not isinstance(model_id, str) or not model_id:
-        raise ServiceError(f"model_id must be a model id, got {model_id!r}")
+    check_id("model_id", model_id)
     svc, r = current(), redis_client()
     key = f"{config}:{generation}:verify"
     with running_stage(svc, r, key), svc.session() as s:

@@ -22,7 +22,14 @@ from ringrift.infra.service import Service, current, redis_client
 from ringrift.pipeline.heartbeat import beating
 from ringrift.pipeline.presets import preset
 from ringrift.pipeline.scheduler import ended
-from ringrift.pipeline.state import MAX_EXPLORATION, check_config, check_generation, shard_name
+from ringrift.pipeline.state import (
+    MAX_EXPLORATION,
+    check_config,
+    check_count,
+    check_generation,
+    check_id,
+    shard_name,
+)
 from ringrift.store import ArtifactConflict, ArtifactRef, record_artifact
 from ringrift.store.models import Artifact, PipelineState
 from ringrift.tasks.common import model_evaluator
@@ -50,11 +57,17 @@ def play_games(
     cfg = check_config(config)
     check_generation(generation)
     p = preset(preset_name, config)
-    if not isinstance(games, int) or not 1 <= games <= 10_000:
+    if not isinstance(games, int) or isinstance(games, bool) or not 1 <= games <= 10_000:
         raise ServiceError(f"games must be between 1 and 10000, got {games!r}")
+    check_count("index", index, 0, 99)
+    check_id("model_id", model_id, optional=True)
     if not isinstance(batch, str) or not batch.isalnum():
         raise ServiceError(f"batch must be an alphanumeric id, got {batch!r}")
-    if not isinstance(exploration, int) or not 0 <= exploration <= MAX_EXPLORATION:
+    if (
+        not isinstance(exploration, int)
+        or isinstance(exploration, bool)
+        or not 0 <= exploration <= MAX_EXPLORATION
+    ):
         raise ServiceError(f"exploration must be a level 0..{MAX_EXPLORATION}, got {exploration!r}")
     name = shard_name(config, generation, batch, index)
     svc = current()

@@ -8,14 +8,16 @@ import json
 import time
 from typing import Any
 
+import redis
 from celery.utils.log import get_task_logger
 from celery.utils.nodenames import worker_direct
+from kombu.exceptions import OperationalError
 
 from ringrift.celery import app
 from ringrift.errors import ServiceError
 from ringrift.infra.queues import live_workers
 from ringrift.infra.service import current, redis_client
-from ringrift.pipeline.state import check_config, check_generation, ingest_shard
+from ringrift.pipeline.state import check_config, check_generation, check_id, ingest_shard
 from ringrift.store.models import Artifact, Model
 
 log = get_task_logger(__name__)
@@ -31,8 +33,13 @@ def collect(
     check_generation(generation)
     if isinstance(results, dict):  # one selfplay task's result, when chained after it
         results = [results]
-    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
-        raise ServiceError(f"collect expects the selfplay results, got {results!r}")
+    if not isinstance(results, list) or not all(
+        isinstance(r, dict) and (r.get("stale") is True or isinstance(r.get("artifact_id"), str))
+        for r in results
+    ):
+        raise ServiceError(
+            f"results must be the selfplay results ({{'artifact_id': ...}} each), got {results!r}"
+        )
     svc = current()
     ingested = 0
     with svc.session() as s:
@@ -92,8 +99,16 @@ def cached_models(config: str) -> dict[str, dict[str, Any]]:
     }
 
 
-@app.task(name="ringrift.sync.broadcast_model")
+@app.task(
+    name="ringrift.sync.broadcast_model",
+    # the workers are asked who is live over the broker: a broker that just came back is
+    # asked again, rather than a new best model reaching no worker's cache in advance
+    autoretry_for=(OperationalError, redis.ConnectionError),
+    retry_backoff=True,
+    max_retries=5,
+)
 def broadcast_model(model_id: str) -> dict[str, Any]:
+    check_id("model_id", model_id)
     svc = current()
     with svc.session() as s:
         model = s.get(Model, model_id)
