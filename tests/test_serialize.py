@@ -171,7 +171,7 @@ def test_rejects_unknown_board_type() -> None:
     data = small_state()
     data["boardType"] = "octagon8"
     data["board"]["type"] = "octagon8"
-    with pytest.raises(RingRiftError, match="unknown board type 'octagon8'"):
+    with pytest.raises(RingRiftError, match="unknown boardType 'octagon8'"):
         state_from_json(data)
 
 
@@ -216,7 +216,7 @@ def test_rejects_bad_marker_colour() -> None:
 def test_rejects_unknown_phase() -> None:
     data = small_state()
     data["currentPhase"] = "dancing"
-    with pytest.raises(RingRiftError, match="unknown phase 'dancing'"):
+    with pytest.raises(RingRiftError, match="unknown currentPhase 'dancing'"):
         state_from_json(data)
 
 

@@ -8,6 +8,8 @@ board, a position off the board, a cell holding two things or an impossible ring
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ringrift.game.boards import BoardType, GameConfig, Geometry
@@ -29,12 +31,20 @@ def position_json(geo: Geometry, cell: int) -> JSON:
 
 def cell_of(geo: Geometry, pos: Any, what: str) -> int:
     """Cell index of a ``{x, y[, z]}`` object or an ``"x,y[,z]"`` key."""
+    with _field(what):
+        return _cell_of(geo, pos, what)
+
+
+def _cell_of(geo: Geometry, pos: Any, what: str) -> int:
     if isinstance(pos, str):
         parts = pos.split(",")
         if geo.board.is_hex and len(parts) == 2:  # legacy hex keys omit z
             x, y = int(parts[0]), int(parts[1])
             pos = f"{x},{y},{-x - y}"
-        return geo.cell(pos)
+        try:
+            return geo.cell(pos)
+        except RingRiftError as e:
+            raise RingRiftError(f"{what}: {e}") from None
     if not isinstance(pos, dict) or "x" not in pos or "y" not in pos:
         raise RingRiftError(f"{what}: expected a position {{x, y}}, got {pos!r}")
     if geo.board.is_hex:
@@ -56,7 +66,7 @@ def _board_type(data: JSON) -> BoardType:
     try:
         return BoardType(str(name))
     except ValueError:
-        raise RingRiftError(f"unknown board type {name!r}") from None
+        raise RingRiftError(f"unknown boardType {name!r}") from None
 
 
 def _swap_rule(data: JSON) -> bool:
@@ -65,54 +75,70 @@ def _swap_rule(data: JSON) -> bool:
 
 
 def state_from_json(data: JSON) -> GameState:
-    """Load a reference-shaped game state."""
+    """Load a reference-shaped game state; a field of the wrong shape is a ``RingRiftError``
+    naming it."""
     if not isinstance(data, dict) or "board" not in data or "players" not in data:
         raise RingRiftError("state JSON needs 'board' and 'players'")
-    board_type = _board_type(data)
-    players = sorted(data["players"], key=lambda p: int(p["playerNumber"]))
-    n = len(players)
-    if [int(p["playerNumber"]) for p in players] != list(range(1, n + 1)):
-        raise RingRiftError("players must be numbered 1..n")
-    num_players = n if n > 1 else int(data.get("maxPlayers", 2))
-    cfg = GameConfig(board_type, num_players, swap_rule=_swap_rule(data) and num_players == 2)
+    with _field("board"):
+        board_type = _board_type(data)
+    with _field("players"):
+        if not isinstance(data["players"], list) or not data["players"]:
+            raise RingRiftError(f"players must list the game's players, got {data['players']!r}")
+        players = sorted(data["players"], key=lambda p: int(p["playerNumber"]))
+        n = len(players)
+        if [int(p["playerNumber"]) for p in players] != list(range(1, n + 1)):
+            raise RingRiftError("players must be numbered 1..n")
+    with _field("maxPlayers"):
+        num_players = n if n > 1 else int(data.get("maxPlayers", 2))
+    with _field("swapRuleEnabled"):
+        cfg = GameConfig(board_type, num_players, swap_rule=_swap_rule(data) and num_players == 2)
     s = GameState.initial(cfg)
     geo = s.geo
     board = data["board"]
-    for key, st in (board.get("stacks") or {}).items():
-        cell = cell_of(geo, key, "board.stacks key")
-        rings = st.get("rings")
-        if not rings or not all(isinstance(r, int) and 1 <= r <= num_players for r in rings):
-            raise RingRiftError(f"board.stacks[{key}]: bad rings {rings!r}")
-        s.set_stack(cell, tuple(reversed(rings)))
-    for key, mk in (board.get("markers") or {}).items():
-        cell = cell_of(geo, key, "board.markers key")
-        owner = int(mk["player"] if isinstance(mk, dict) else mk)
-        if not 1 <= owner <= num_players or s.stacks[cell]:
-            raise RingRiftError(f"board.markers[{key}]: bad marker {mk!r}")
-        s.markers[cell] = owner
-    for key, owner in (board.get("collapsedSpaces") or {}).items():
-        cell = cell_of(geo, key, "board.collapsedSpaces key")
-        owner = int(owner)
-        if not 1 <= owner <= num_players or s.stacks[cell] or s.markers[cell]:
-            raise RingRiftError(f"board.collapsedSpaces[{key}]: bad collapsed space")
-        s.collapsed[cell] = owner
-    for p in players:
-        k = int(p["playerNumber"])
-        s.hand[k] = int(p.get("ringsInHand", 0))
-        s.eliminated[k] = int(p.get("eliminatedRings", 0))
-        s.territory[k] = int(p.get("territorySpaces", s.collapsed.count(k)))
+    with _field("board.stacks"):
+        for key, st in (board.get("stacks") or {}).items():
+            cell = cell_of(geo, key, "board.stacks key")
+            rings = st.get("rings")
+            if not rings or not all(isinstance(r, int) and 1 <= r <= num_players for r in rings):
+                raise RingRiftError(f"board.stacks[{key}]: bad rings {rings!r}")
+            s.set_stack(cell, tuple(reversed(rings)))
+    with _field("board.markers"):
+        for key, mk in (board.get("markers") or {}).items():
+            cell = cell_of(geo, key, "board.markers key")
+            owner = int(mk["player"] if isinstance(mk, dict) else mk)
+            if not 1 <= owner <= num_players or s.stacks[cell]:
+                raise RingRiftError(f"board.markers[{key}]: bad marker {mk!r}")
+            s.markers[cell] = owner
+    with _field("board.collapsedSpaces"):
+        for key, owner in (board.get("collapsedSpaces") or {}).items():
+            cell = cell_of(geo, key, "board.collapsedSpaces key")
+            owner = int(owner)
+            if not 1 <= owner <= num_players or s.stacks[cell] or s.markers[cell]:
+                raise RingRiftError(f"board.collapsedSpaces[{key}]: bad collapsed space")
+            s.collapsed[cell] = owner
+    with _field("players"):
+        for p in players:
+            k = int(p["playerNumber"])
+            s.hand[k] = int(p.get("ringsInHand", 0))
+            s.eliminated[k] = int(p.get("eliminatedRings", 0))
+            s.territory[k] = int(p.get("territorySpaces", s.collapsed.count(k)))
     for k in range(1, num_players + 1):
         s.lost[k] = max(0, cfg.rings_per_player - s.hand[k] - s.rings_on_board(k))
     try:
         s.phase = Phase(data.get("currentPhase", "ring_placement"))
-    except ValueError:
-        raise RingRiftError(f"unknown phase {data.get('currentPhase')!r}") from None
-    s.current = int(data.get("currentPlayer", 1))
+    except (ValueError, TypeError):
+        raise RingRiftError(f"unknown currentPhase {data.get('currentPhase')!r}") from None
+    with _field("currentPlayer"):
+        s.current = int(data.get("currentPlayer", 1))
     if not 1 <= s.current <= num_players:
         raise RingRiftError(f"currentPlayer {s.current} is not a player")
     s.status = str(data.get("gameStatus", "active"))
-    s.turn_number = int(data.get("turnNumber", 1) or 1)
-    history = data.get("moveHistory") or []
+    with _field("turnNumber"):
+        s.turn_number = int(data.get("turnNumber", 1) or 1)
+    with _field("moveHistory"):
+        history = data.get("moveHistory") or []
+        if not isinstance(history, list) or not all(isinstance(m, dict) for m in history):
+            raise RingRiftError(f"moveHistory must be a list of moves, got {history!r}")
     s.move_count = len(history)
     s.lps_actors = set()
     s.lps_valid = False
@@ -121,24 +147,39 @@ def state_from_json(data: JSON) -> GameState:
     if chain:
         s.chain_at = cell_of(geo, chain, "chainCapturePosition")
     elif s.phase in (Phase.CAPTURE, Phase.CHAIN_CAPTURE) and history:
-        s.chain_at = _last_landing(geo, history)
+        with _field("moveHistory"):
+            s.chain_at = _last_landing(geo, history)
     s.pending_line = bool(data.get("pendingLineRewardElimination", False))
     s.pending_territory = bool(data.get("pendingTerritorySelfElimination", False))
-    _infer_turn(s, history, data)
+    with _field("moveHistory"):
+        _infer_turn(s, history, data)
     if s.status == "completed" or s.phase is Phase.GAME_OVER:
         s.phase = Phase.GAME_OVER
         s.status = "completed"
-        winner = data.get("winner")
-        s.winner = int(winner) if winner else None
+        with _field("winner"):
+            winner = data.get("winner")
+            s.winner = int(winner) if winner else None
         kind = str(data.get("victoryType"))
         s.victory = VictoryType(kind) if kind in VictoryType._value2member_map_ else None
-        s.ranks = final_ranks(s, s.winner)
+        with _field("players"):
+            s.ranks = final_ranks(s, s.winner)
     if data.get("swapApplied") or data.get("swapUsed"):
         s.swap_used = True
     extra = data.get(ENGINE_KEY)
     if isinstance(extra, dict):
         _load_engine_fields(s, extra)
     return s
+
+
+@contextmanager
+def _field(name: str) -> Iterator[None]:
+    """Read field ``name``: a value of the wrong shape is a ``RingRiftError`` naming it."""
+    try:
+        yield
+    except RingRiftError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as e:
+        raise RingRiftError(f"{name}: bad value ({type(e).__name__}: {e})") from None
 
 
 ENGINE_KEY = "ringriftEngine"
@@ -186,7 +227,7 @@ def _load_engine_fields(s: GameState, e: JSON) -> None:
             s.victory = VictoryType(e["victoryType"])
         if e.get("ranks"):
             s.ranks = tuple(int(r) for r in e["ranks"])
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as err:
         raise RingRiftError(f"{ENGINE_KEY}: bad value: {err}") from None
 
 
@@ -350,8 +391,10 @@ def move_from_json(state: GameState, obj: JSON) -> Move:
     if not isinstance(obj, dict) or "type" not in obj:
         raise RingRiftError(f"move JSON needs a 'type': {obj!r}")
     geo = state.geo
-    t = move_type_of(obj["type"])
-    player = int(obj.get("player", state.current))
+    with _field("type"):
+        t = move_type_of(obj["type"])
+    with _field("player"):
+        player = int(obj.get("player", state.current))
 
     def pos(field: str) -> int:
         if obj.get(field) is None:
@@ -359,7 +402,9 @@ def move_from_json(state: GameState, obj: JSON) -> Move:
         return cell_of(geo, obj[field], f"{t.value}.{field}")
 
     if t is MT.PLACE_RING:
-        return Move(t, player, to=pos("to"), rings=int(obj.get("placementCount") or 1))
+        with _field("placementCount"):
+            rings = int(obj.get("placementCount") or 1)
+        return Move(t, player, to=pos("to"), rings=rings)
     if t is MT.MOVE_STACK:
         return Move(t, player, pos("from"), pos("to"))
     if t in (MT.OVERTAKING_CAPTURE, MT.CONTINUE_CAPTURE_SEGMENT):
@@ -369,7 +414,9 @@ def move_from_json(state: GameState, obj: JSON) -> Move:
     legal = [m for m in legal_moves(state) if m.type is t and m.player == player]
     if t in (MT.PROCESS_LINE, MT.CHOOSE_LINE_OPTION):
         lines = obj.get("formedLines") or []
-        if not lines or "positions" not in lines[0]:
+        if not isinstance(lines, list) or not lines or not isinstance(lines[0], dict):
+            raise RingRiftError(f"{t.value} move needs formedLines[0].positions")
+        if "positions" not in lines[0]:
             raise RingRiftError(f"{t.value} move needs formedLines[0].positions")
         cells = _positions(geo, lines[0]["positions"], f"{t.value}.formedLines[0]")
         collapse = (
@@ -384,7 +431,9 @@ def move_from_json(state: GameState, obj: JSON) -> Move:
         return Move(t, player, cells=cells, collapse=collapse, option=option)
     if t is MT.CHOOSE_TERRITORY_OPTION:
         regions = obj.get("disconnectedRegions") or []
-        if not regions or not regions[0].get("spaces"):
+        if isinstance(regions, list) and regions and not isinstance(regions[0], dict):
+            raise RingRiftError(f"disconnectedRegions must be a list of regions, got {regions!r}")
+        if not isinstance(regions, list) or not regions or not regions[0].get("spaces"):
             return Move(t, player)  # names no region: leaves territory processing
         cells = _positions(geo, regions[0]["spaces"], "disconnectedRegions[0].spaces")
         for m in legal:
@@ -394,13 +443,20 @@ def move_from_json(state: GameState, obj: JSON) -> Move:
     if t is MT.RECOVERY_SLIDE:
         frm, to = pos("from"), pos("to")
         mode = obj.get("recoveryMode") or "line"
-        option = int(obj.get("recoveryOption") or obj.get("option") or (1 if mode == "line" else 0))
+        if mode not in ("line", "fallback", "stack_strike"):
+            raise RingRiftError(f"unknown recoveryMode {mode!r}")
+        with _field("recoveryOption"):
+            option = int(
+                obj.get("recoveryOption") or obj.get("option") or (1 if mode == "line" else 0)
+            )
         wanted: tuple[int, ...] | None = (
             _positions(geo, obj["collapsePositions"], "recovery_slide.collapsePositions")
             if obj.get("collapsePositions")
             else None
         )
         stacks = obj.get("extractionStacks") or []
+        if not isinstance(stacks, list):
+            raise RingRiftError(f"extractionStacks must be a list of positions, got {stacks!r}")
         target = cell_of(geo, stacks[0], "recovery_slide.extractionStacks") if stacks else None
         found = [
             m
