@@ -313,6 +313,32 @@ def bench_cluster(
 
 
 @bench.command(
+    "faults",
+    help="what the service survives: each fault (a worker killed with SIGKILL in each stage, "
+    "beat killed, Redis restarted empty, the broker away 30 s) strikes a fresh service on this "
+    "machine running a tiny loop, which must finish; the ledger and store are then audited "
+    "for anything lost or done twice. Exit status 1 if anything was",
+    short_help="faults struck, and what the loop lost or did twice",
+)
+@click.option("--only", default=None, help="comma-separated fault names (default: all)")
+@click.option("--runs", type=int, default=1, help="runs of each fault (default 1)")
+@click.option("--generations", type=int, default=2, help="the loop's generations (default 2)")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="where each run keeps its ledger and logs (default: a temporary folder, kept)",
+)
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+def bench_faults(
+    only: str | None, runs: int, generations: int, data_dir: Path | None, as_json: bool
+) -> int:
+    from ringrift.cli.bench_faults import run_bench
+
+    return run_bench(only, runs, generations, data_dir, as_json)
+
+
+@bench.command(
     "strength",
     help="how strong ringrift loop gets in a set time: runs the loop for one configuration in a "
     "fresh data dir, keeps the best model at each mark (minutes), then plays each against random "

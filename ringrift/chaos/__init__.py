@@ -1,0 +1,1 @@
+"""Fault injection against a whole service on one machine: ``ringrift bench faults``."""
