@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from ringrift.infra.service import Service
-from ringrift.pipeline.heartbeat import STARTED
+from ringrift.pipeline.heartbeat import STARTED, beating, record_dispatch
 from ringrift.pipeline.repairs import STAGE_RESTARTED, repairs
 from ringrift.pipeline.state import (
     CLAIM_PREFIX,
@@ -21,6 +21,7 @@ from ringrift.pipeline.state import (
     claim,
     confirm,
     drop,
+    group_for,
     reconcile,
     single_task_id,
 )
@@ -95,3 +96,22 @@ def test_a_one_task_stage_whose_worker_was_killed_starts_again_when_its_beat_sto
     assert 0 < r.ttl(CLAIM_PREFIX + again.key) <= SEND_SECONDS
     assert repairs(r) == {STAGE_RESTARTED: 1}
     assert reconcile(svc, r, CONFIG) == [], "started again once"
+
+
+def test_a_chunk_that_raised_is_sent_again_after_a_short_while(
+    r: redis.Redis, svc: Service
+) -> None:
+    _evaluating(svc)
+    [due] = reconcile(svc, r, CONFIG)
+    assert due.claim is not None
+    group = group_for(due)
+    record_dispatch(r, due.key, group, 600)  # as tasks.pipeline.start does before sending
+    confirm(r, due.key, due.claim, due.claim_seconds)
+    failed = group.members[0].id
+    with pytest.raises(ConnectionError), beating(r, failed, 5, "here", retry_failed_after=1):
+        raise ConnectionError("the database went away")  # the chunk's task raised
+    assert reconcile(svc, r, CONFIG) == [], "not at once: the cause may still be there"
+    time.sleep(1.5)
+    [resend] = reconcile(svc, r, CONFIG)
+    assert resend.stage == "resend" and [m.id for m in resend.detail["members"]] == [failed]
+    assert reconcile(svc, r, CONFIG) == [], "sent again once"

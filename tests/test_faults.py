@@ -1,21 +1,27 @@
-"""The fault suite of ``ringrift bench faults``, run by the test suite: a tiny loop on a service
-of real processes (its own Redis, a gpu0 and a cpu worker, beat) is struck by every fault in
-turn, and must still finish with nothing lost and nothing done twice. The process faults strike
-one loop on a SQLite ledger; the database restart and the full disk strike a second, on a fresh
-PostgreSQL database behind a proxy that plays the restart and a small disk of its own."""
+"""The fault suite of ``ringrift bench faults``, run by the test suite: one tiny loop on a
+service of real processes (its own Redis, a gpu0 and a cpu worker, beat; a fresh PostgreSQL
+database behind a proxy that plays its restart, when the machine's server answers; a small disk
+of its own for the data dir, when this user may mount one) is struck by every fault in turn and
+must still finish with nothing lost and nothing done twice."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
-from ringrift.chaos.runner import Unavailable, hurt_loop
+from ringrift.chaos.runner import Unavailable, hurt_loop, small_disk
 from ringrift.chaos.scenarios import FAULTS
+from ringrift.store.db import normalize_url
 from tests.pg_harness import PG_ADMIN_URL
 
-# in the order the loop reaches them; the last needs a second promotion (a new best that
-# replaced another is checked), which a tiny loop usually but not always makes
+# in the order the loop reaches them: generation 0 gets a worker killed in each stage,
+# generation 1 a full disk at its export, Redis restarted empty at its training and PostgreSQL
+# restarted at its evaluation, generation 2 the broker away during selfplay and a worker killed
+# in the check of a new best, which needs a promotion after the first (a tiny loop of three
+# generations usually but not always makes one)
 IN_ORDER = [
     "kill-selfplay",
     "kill-collect",
@@ -25,44 +31,59 @@ IN_ORDER = [
     "kill-decide",
     "kill-broadcast",
     "kill-beat",
+    "disk-full",
     "redis-restart",
+    "postgres-restart",
     "broker-away",
     "kill-promote",
 ]
 
 
-ON_POSTGRES = ["disk-full", "postgres-restart"]
-
-
 def test_the_suite_names_every_fault() -> None:
-    assert sorted(IN_ORDER + ON_POSTGRES) == sorted(FAULTS)
+    assert sorted(IN_ORDER) == sorted(FAULTS)
+
+
+def _postgres_answers() -> bool:
+    engine = create_engine(
+        normalize_url(PG_ADMIN_URL), poolclass=NullPool, connect_args={"connect_timeout": 3}
+    )
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001 - no server: the database restart cannot be played
+        return False
+    finally:
+        engine.dispose()
+
+
+def _may_mount(folder: Path) -> bool:
+    try:
+        with small_disk(folder, megabytes=1):
+            return True
+    except Unavailable:
+        return False
 
 
 @pytest.mark.slow
 def test_a_loop_struck_by_every_fault_finishes_with_nothing_lost_or_done_twice(
     tmp_path: Path,
 ) -> None:
-    out = hurt_loop(IN_ORDER, tmp_path, generations=3, timeout=540)
+    faults, unplayable = list(IN_ORDER), []
+    database = PG_ADMIN_URL if _postgres_answers() else None
+    if database is None:
+        unplayable.append("postgres-restart")
+    if not _may_mount(tmp_path / "probe"):
+        unplayable.append("disk-full")
+    faults = [f for f in faults if f not in unplayable]
+    out = hurt_loop(faults, tmp_path / "run", generations=3, timeout=540, database_url=database)
     report = out.to_dict()
     assert out.finished, report
     assert out.lost_total == 0 and out.duplicated_total == 0, report
-    struck = dict(zip(IN_ORDER, out.strikes, strict=True))
-    missed = [name for name, s in struck.items() if not s.struck]
+    missed = [name for name, s in zip(faults, out.strikes, strict=True) if not s.struck]
     if missed == ["kill-promote"]:  # no second promotion: then nothing was checked
         assert out.facts["checks"] == 0, report
     else:
         assert not missed, report
-
-
-@pytest.mark.slow
-def test_a_loop_on_postgres_survives_a_full_disk_and_a_database_restart(tmp_path: Path) -> None:
-    try:
-        out = hurt_loop(
-            ON_POSTGRES, tmp_path, generations=2, timeout=420, database_url=PG_ADMIN_URL
-        )
-    except Unavailable as e:
-        pytest.skip(str(e))
-    report = out.to_dict()
-    assert out.finished, report
-    assert out.lost_total == 0 and out.duplicated_total == 0, report
-    assert all(s.struck for s in out.strikes), report
+    if unplayable:
+        pytest.skip(f"struck by all but {unplayable}: this machine cannot play them")

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,8 @@ from ringrift.infra.service import Service, open_service
 from ringrift.infra.settings import Settings
 from ringrift.store.db import database_url, migrate
 
-HEARTBEAT_SECONDS = 6
-LEASE_SECONDS = 12
+HEARTBEAT_SECONDS = 4
+LEASE_SECONDS = 8
 TICK_SECONDS = 2
 QUEUES = ("gpu0", "cpu")
 
@@ -49,6 +50,7 @@ class Cluster:
     redis: LocalRedis | None = None
     kills: int = 0
     proxy: CuttableProxy | None = None  # in front of the ledger's PostgreSQL, if it is one
+    finished: threading.Event = field(default_factory=threading.Event)  # the loop is done
     _service: Service | None = None
 
     @property

@@ -108,6 +108,7 @@ def hurt_loop(
         striker = threading.Thread(target=strike_in_turn, name="faults", daemon=True)
         striker.start()
         finished = wait_done(c, CONFIG, max(1.0, deadline - time.monotonic()))
+        c.finished.set()  # a fault still waiting for its moment will not get one
         striker.join(timeout=max(1.0, deadline - time.monotonic()))
         seconds = time.monotonic() - began
         settle(c)

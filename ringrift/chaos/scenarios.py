@@ -49,10 +49,11 @@ def _received(task: str) -> re.Pattern[str]:
 
 
 def _wait_for_task(c: Cluster, task: str, deadline: float) -> str | None:
-    """The worker (``worker-<queue>``) whose log next says it received ``task``."""
+    """The worker (``worker-<queue>``) whose log next says it received ``task``; None if the
+    deadline passes or the loop finished first (``Cluster.finished``)."""
     pattern = _received(task)
     seen = {f"worker-{q}": len(pattern.findall(c.log_text(f"worker-{q}"))) for q in QUEUES}
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not c.finished.is_set():
         for name, before in seen.items():
             if len(pattern.findall(c.log_text(name))) > before:
                 return name
@@ -112,24 +113,24 @@ def broker_away(c: Cluster, deadline: float) -> Strike:
     return Strike(True, f"Redis unreachable for {OUTAGE_SECONDS:g} s during selfplay")
 
 
-DATABASE_DOWN_SECONDS = 10.0
-DISK_FULL_SECONDS = 15.0
+DATABASE_DOWN_SECONDS = 8.0
+DISK_FULL_SECONDS = 10.0
 
 
 def restart_postgres(c: Cluster, deadline: float) -> Strike:
-    """The ledger's PostgreSQL restarts while a training writes its progress: every connection
-    is closed and new ones are refused for 10 s."""
+    """The ledger's PostgreSQL restarts as an evaluation chunk plays (and the tick, selfplay
+    and collect write): every connection is closed and new ones are refused for a while."""
     if c.proxy is None:
         return Strike(False, "the ledger is not PostgreSQL")
-    if _wait_for_task(c, STAGE_TASKS["train"], deadline) is None:
-        return Strike(False, "training never started")
+    if _wait_for_task(c, STAGE_TASKS["evaluate"], deadline) is None:
+        return Strike(False, "no evaluation started")
     time.sleep(1.5)
     c.proxy.cut(DATABASE_DOWN_SECONDS)
     return Strike(True, f"PostgreSQL connections cut and refused for {DATABASE_DOWN_SECONDS:g} s")
 
 
 def fill_disk(c: Cluster, deadline: float) -> Strike:
-    """The data dir's disk fills as an export starts, and is freed 15 s later."""
+    """The data dir's disk fills as an export starts, and is freed a while later."""
     if _wait_for_task(c, STAGE_TASKS["export"], deadline) is None:
         return Strike(False, "no export started")
     ballast = c.data_dir / "ballast"

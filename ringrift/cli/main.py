@@ -569,9 +569,9 @@ def schedule(explain: bool, as_json: bool) -> int:
 def health(as_json: bool) -> int:
     from ringrift.celery import app
     from ringrift.cli.health import check, summary_lines
-    from ringrift.infra.service import current, quick_redis_client
+    from ringrift.infra.service import current, redis_client
 
-    report = check(current(), app, quick_redis_client())
+    report = check(current(), app, redis_client())
     if as_json:
         print(json.dumps(report))
     else:
@@ -720,6 +720,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``ServiceError`` too) and a command that cannot start (``StartupError``) print one
     ``ringrift: error: ...`` line on stderr (bad arguments after the usage line) and give 2."""
     args = list(sys.argv[1:] if argv is None else argv)
+    from ringrift.infra.service import answer_at_once
+
+    answer_at_once()
     try:
         rv = cli.main(args=args, prog_name="ringrift", standalone_mode=False)
     except click.UsageError as e:

@@ -89,11 +89,24 @@ def patient_retry() -> Retry:
     return Retry(ExponentialBackoff(cap=5.0, base=0.25), BROKER_RETRIES)
 
 
+_patient = True  # workers wait an outage out; a person's command answers at once
+
+
+def answer_at_once() -> None:
+    """This process serves a person (the ``ringrift`` command): its Redis calls fail at once
+    when the broker is away, with the command's one-line error, instead of waiting a minute."""
+    global _patient, _redis
+    _patient, _redis = False, None
+
+
 def redis_client() -> redis.Redis:
-    """The broker's Redis, for claims and locks (``RINGRIFT_BROKER_URL``); its calls wait out
-    an outage of up to a minute (``patient_retry``)."""
+    """The broker's Redis, for claims and locks (``RINGRIFT_BROKER_URL``); in a worker its
+    calls wait out an outage of up to a minute (``patient_retry``)."""
     global _redis
     if _redis is None:
+        if not _patient:
+            _redis = quick_redis_client()
+            return _redis
         from ringrift.celery import app
 
         _redis = redis.Redis.from_url(

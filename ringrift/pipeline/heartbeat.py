@@ -9,8 +9,11 @@ marked started, has no fresh ``alive`` key and left no result in the ledger lost
 visibility timeout (hours), so the reconciler sends it again under the same name instead; its
 seeds and names come from its arguments, so the new attempt does the same work.
 
-A member that never started (still queued, or reserved by a worker that then died) has no
-marker: the stage claim's time-out is what starts that batch again.
+A member that raised (a database or broker away for a moment) is sent again the same way a
+short while later, when its caller asked for that (``retry_failed_after``): evaluation chunks,
+training segments and the one-task stages do. A member that never started (still queued, or
+reserved by a worker that then died) has no marker: the stage claim's time-out is what starts
+that batch again.
 """
 
 from __future__ import annotations
@@ -98,9 +101,14 @@ def holder(r: redis.Redis, member_id: str) -> dict[str, Any] | None:
 
 
 @contextmanager
-def beating(r: redis.Redis, member_id: str, seconds: int, host: str) -> Iterator[None]:
+def beating(
+    r: redis.Redis, member_id: str, seconds: int, host: str, retry_failed_after: int | None = None
+) -> Iterator[None]:
     """Mark ``member_id`` started and keep its ``alive`` key fresh (renewed every third of
-    ``seconds``) until the block ends; then clear both, however it ends."""
+    ``seconds``) until the block ends; then clear both. With ``retry_failed_after``, a block
+    that raises leaves its start marker and an ``alive`` key that lapses after that many
+    seconds: the member then reads as lost, so the reconciler sends it again (a database or
+    broker that was away) instead of its stage waiting out its claim."""
     value = json.dumps({"host": host, "pid": os.getpid(), "at": time.time()})
     r.set(ALIVE + member_id, value, ex=seconds)
     r.set(STARTED + member_id, value, ex=STARTED_SECONDS)
@@ -115,9 +123,19 @@ def beating(r: redis.Redis, member_id: str, seconds: int, host: str) -> Iterator
 
     beat = threading.Thread(target=renew, name=f"heartbeat {member_id}", daemon=True)
     beat.start()
+    failed = False
     try:
         yield
+    except BaseException:
+        failed = True
+        raise
     finally:
         stop.set()
         beat.join()
-        r.delete(STARTED + member_id, ALIVE + member_id)
+        try:
+            if failed and retry_failed_after is not None:
+                r.set(ALIVE + member_id, value, ex=retry_failed_after)
+            else:
+                r.delete(STARTED + member_id, ALIVE + member_id)
+        except redis.RedisError as exc:  # the broker is away: its markers lapse by themselves
+            log.warning("heartbeat of %s not cleared: %s", member_id, exc)

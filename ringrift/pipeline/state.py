@@ -290,7 +290,8 @@ def running_stage(svc: Service, r: redis.Redis, key: str) -> Iterator[None]:
     again; if the body raises, the stage's claim lapses in ``FAILED_RETRY_SECONDS`` rather
     than the preset's ``claim_seconds``, so the next attempt comes soon (a full disk that was
     emptied, a database that came back)."""
-    with beating(r, key, svc.settings.task_heartbeat_seconds, svc.settings.host):
+    beat = svc.settings.task_heartbeat_seconds
+    with beating(r, key, beat, svc.settings.host, retry_failed_after=FAILED_RETRY_SECONDS):
         try:
             yield
         except Exception:

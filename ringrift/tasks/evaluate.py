@@ -26,6 +26,7 @@ from ringrift.pipeline.presets import preset
 from ringrift.pipeline.rating_table import refit
 from ringrift.pipeline.sprt import histogram
 from ringrift.pipeline.state import (
+    FAILED_RETRY_SECONDS,
     check_config,
     check_generation,
     check_id,
@@ -106,7 +107,8 @@ def play_match_task(
     beat = svc.settings.task_heartbeat_seconds
     numbers = range(first_game, first_game + games)
     name = match_name(candidate_id, opponent, first_game, evaluation_id)
-    with beating(redis_client(), name, beat, svc.settings.host):
+    # a chunk that raises (a database or broker away) is sent again after a short while
+    with beating(redis_client(), name, beat, svc.settings.host, FAILED_RETRY_SECONDS):
         played = play_match_batched(cfg, cand, rival, numbers, seed, p.match_settings())
         res = played.result()
         scores = [g.score for g in played.games]

@@ -42,7 +42,12 @@ from ringrift.pipeline.heartbeat import beating, holder
 from ringrift.pipeline.lease import Lease, LeaseLost
 from ringrift.pipeline.presets import Preset, preset
 from ringrift.pipeline.run_hooks import RunHooks
-from ringrift.pipeline.state import candidate_name, load_state, release
+from ringrift.pipeline.state import (
+    FAILED_RETRY_SECONDS,
+    candidate_name,
+    load_state,
+    release,
+)
 from ringrift.store import record_artifact
 from ringrift.store.models import Artifact, Model, TrainingRun
 from ringrift.tasks.common import model_file
@@ -123,7 +128,9 @@ def train_model(self: Any, run_id: str, segment: int | None = None) -> dict[str,
     try:
         # `ringrift health` tells a segment past its time budget (a hung rank) from a busy one
         beat = svc.settings.task_heartbeat_seconds
-        with beating(redis_client(), f"{run_id}/segment", beat, svc.settings.host):
+        with beating(
+            redis_client(), f"{run_id}/segment", beat, svc.settings.host, FAILED_RETRY_SECONDS
+        ):
             return _train(self, svc, run_id, segment, lease, budget)
     finally:
         lease.release()
