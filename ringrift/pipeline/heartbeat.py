@@ -106,9 +106,10 @@ def beating(
 ) -> Iterator[None]:
     """Mark ``member_id`` started and keep its ``alive`` key fresh (renewed every third of
     ``seconds``) until the block ends; then clear both. With ``retry_failed_after``, a block
-    that raises leaves its start marker and an ``alive`` key that lapses after that many
-    seconds: the member then reads as lost, so the reconciler sends it again (a database or
-    broker that was away) instead of its stage waiting out its claim."""
+    that raises (other than a ``ValueError``: bad input, a corrupt file) leaves its start
+    marker and an ``alive`` key that lapses after that many seconds: the member then reads as
+    lost, so the reconciler sends it again (a database or broker that was away) instead of its
+    stage waiting out its claim."""
     value = json.dumps({"host": host, "pid": os.getpid(), "at": time.time()})
     r.set(ALIVE + member_id, value, ex=seconds)
     r.set(STARTED + member_id, value, ex=STARTED_SECONDS)
@@ -126,6 +127,8 @@ def beating(
     failed = False
     try:
         yield
+    except ValueError:
+        raise  # bad input or a corrupt file: sending it again would fail the same way
     except BaseException:
         failed = True
         raise

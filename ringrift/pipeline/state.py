@@ -147,13 +147,17 @@ def check_count(field: str, value: Any, low: int, high: int) -> int:
     return value
 
 
+MAX_ID = 200  # the longest id a task accepts (the ledger's id columns are shorter still)
+
+
 def check_id(field: str, value: Any, *, optional: bool = False) -> str | None:
-    """An id argument (a model's, a run's): a non-empty string (or None, when optional)."""
+    """An id argument (a model's, a run's): a non-empty string of at most ``MAX_ID``
+    characters (or None, when optional)."""
     if value is None and optional:
         return None
-    if not isinstance(value, str) or not value:
-        kind = "an id (a non-empty string) or null" if optional else "an id (a non-empty string)"
-        raise ServiceError(f"{field} must be {kind}, got {value!r}")
+    if not isinstance(value, str) or not value or len(value) > MAX_ID:
+        kind = f"an id (a string of 1 to {MAX_ID} characters)"
+        raise ServiceError(f"{field} must be {kind}{' or null' if optional else ''}, got {value!r}")
     return value
 
 

@@ -74,41 +74,44 @@ def play_match_task(
         )
     evaluation_id = evaluation or evaluation_id
     svc = current()
-    with svc.session() as s:
-        done = s.scalar(
-            select(EvaluationMatch).where(
-                EvaluationMatch.evaluation_id == evaluation_id,
-                EvaluationMatch.opponent == opponent,
-                EvaluationMatch.first_game == first_game,
-            )
-        )
-        if done is not None:
-            log.info(
-                "%s vs %s from game %d already played (redelivery)",
-                candidate_id,
-                opponent,
-                first_game,
-            )
-            return _summary(
-                done.opponent, first_game, done.games, done.wins, done.losses, done.draws
-            )
-        candidate_model = s.get(Model, candidate_id)
-        if candidate_model is None or candidate_model.config != config:
-            raise ServiceError(f"candidate {candidate_id!r} is not a {config} model in the ledger")
-        board = cfg.board.value
-        cand_eval = model_evaluator(svc, s, candidate_id, board, runtime.DEVICE)
-        opp_eval = None
-        if opponent not in BASELINES:
-            opp_eval = model_evaluator(svc, s, opponent, board, runtime.DEVICE)
-
-    cand = NetSide(candidate_id, cand_eval)
-    rival: Side = baseline_side(opponent) if opp_eval is None else NetSide(opponent, opp_eval)
-    seed = zlib.crc32(f"{evaluation_id}/{opponent}".encode())
-    beat = svc.settings.task_heartbeat_seconds
-    numbers = range(first_game, first_game + games)
     name = match_name(candidate_id, opponent, first_game, evaluation_id)
-    # a chunk that raises (a database or broker away) is sent again after a short while
+    beat = svc.settings.task_heartbeat_seconds
+    # a chunk that raises on a database or broker that is away (not on bad input) is sent
+    # again after a short while
     with beating(redis_client(), name, beat, svc.settings.host, FAILED_RETRY_SECONDS):
+        with svc.session() as s:
+            done = s.scalar(
+                select(EvaluationMatch).where(
+                    EvaluationMatch.evaluation_id == evaluation_id,
+                    EvaluationMatch.opponent == opponent,
+                    EvaluationMatch.first_game == first_game,
+                )
+            )
+            if done is not None:
+                log.info(
+                    "%s vs %s from game %d already played (redelivery)",
+                    candidate_id,
+                    opponent,
+                    first_game,
+                )
+                return _summary(
+                    done.opponent, first_game, done.games, done.wins, done.losses, done.draws
+                )
+            candidate_model = s.get(Model, candidate_id)
+            if candidate_model is None or candidate_model.config != config:
+                raise ServiceError(
+                    f"candidate {candidate_id!r} is not a {config} model in the ledger"
+                )
+            board = cfg.board.value
+            cand_eval = model_evaluator(svc, s, candidate_id, board, runtime.DEVICE)
+            opp_eval = None
+            if opponent not in BASELINES:
+                opp_eval = model_evaluator(svc, s, opponent, board, runtime.DEVICE)
+
+        cand = NetSide(candidate_id, cand_eval)
+        rival: Side = baseline_side(opponent) if opp_eval is None else NetSide(opponent, opp_eval)
+        seed = zlib.crc32(f"{evaluation_id}/{opponent}".encode())
+        numbers = range(first_game, first_game + games)
         played = play_match_batched(cfg, cand, rival, numbers, seed, p.match_settings())
         res = played.result()
         scores = [g.score for g in played.games]
