@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
 from ringrift.chaos.proxy import CuttableProxy
 from ringrift.infra.localredis import LocalRedis, free_port
 from ringrift.infra.processes import stop_process_group
@@ -188,9 +190,14 @@ class Cluster:
 
 
 def wait_until(predicate: Any, timeout: float, every: float = 0.2) -> bool:
+    """Poll ``predicate`` until it holds; a ledger that does not answer (a fault may have cut
+    it) is a "not yet"."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return True
+        try:
+            if predicate():
+                return True
+        except OperationalError:
+            pass
         time.sleep(every)
     return False
