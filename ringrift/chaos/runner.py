@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ringrift.chaos.audit import audit
+from ringrift.chaos.audit import Audit, audit
 from ringrift.chaos.cluster import Cluster, Unavailable, wait_until
 from ringrift.chaos.postgres import is_postgres, proxied_database
 from ringrift.chaos.scenarios import (
@@ -33,29 +33,31 @@ class Outcome:
     faults: list[str]
     strikes: list[Strike]
     finished: bool
-    lost: dict[str, int]
-    duplicated: dict[str, int]
-    facts: dict[str, Any]
+    audit: Audit
     seconds: float
     logs: Path
     errors: list[str] = field(default_factory=list)
 
     @property
     def lost_total(self) -> int:
-        return sum(self.lost.values())
+        return self.audit.lost_total
 
     @property
     def duplicated_total(self) -> int:
-        return sum(self.duplicated.values())
+        return self.audit.duplicated_total
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        return self.audit.facts
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "faults": self.faults,
             "strikes": [s.__dict__ for s in self.strikes],
             "finished": self.finished,
-            "lost": self.lost,
-            "duplicated": self.duplicated,
-            "facts": self.facts,
+            "lost": self.audit.lost,
+            "duplicated": self.audit.duplicated,
+            "facts": self.audit.facts,
             "seconds": round(self.seconds, 1),
             "logs": str(self.logs),
             "errors": self.errors,
@@ -115,17 +117,7 @@ def hurt_loop(
         report = audit(c.service(), CONFIG, generations)
         for name in c.procs:
             errors += [f"{name}: {line}" for line in _tracebacks(c.log_text(name))]
-    return Outcome(
-        faults,
-        strikes,
-        finished,
-        report.lost,
-        report.duplicated,
-        report.facts,
-        seconds,
-        c.logs,
-        errors[:20],
-    )
+    return Outcome(faults, strikes, finished, report, seconds, c.logs, errors[:20])
 
 
 @contextlib.contextmanager
