@@ -35,7 +35,7 @@ from ringrift.pipeline.priority import (
     targets,
 )
 from ringrift.pipeline.rating_table import promoted_ratings
-from ringrift.pipeline.state import current_best, game_count, shard_name
+from ringrift.pipeline.state import current_best, game_count, shard_name, target_reached
 from ringrift.store.models import Model, PipelineState, ScheduleChange, utcnow
 
 INFLIGHT = "ringrift:selfplay:inflight:"  # + config: sorted set, shard name -> time sent
@@ -162,10 +162,6 @@ def ended(r: redis.Redis, config: str, shard: str) -> None:
 # ----- the plan of one tick ---------------------------------------------------------------------
 
 
-def _done(st: PipelineState) -> bool:
-    return st.target_generations is not None and st.generation >= st.target_generations
-
-
 def plan(
     svc: Service, r: redis.Redis, free: dict[str, int], slots: int, *, record: bool = True
 ) -> tuple[list[SelfplayTask], list[ConfigSchedule]]:
@@ -180,7 +176,7 @@ def plan(
             )
         )
         for st in states:
-            if _done(st):
+            if target_reached(st):
                 continue
             p = preset(st.preset, st.config)
             new = game_count(s, st.config) - st.last_export_game_count
