@@ -143,7 +143,7 @@ def check_config(name: Any) -> GameConfig:
 def check_count(field: str, value: Any, low: int, high: int) -> int:
     """A whole number from ``low`` to ``high`` (a JSON true is not one)."""
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ServiceError(f"{field} must be a whole number from {low} to {high}, got {value!r}")
+        raise ServiceError(f"{field} must be between {low} and {high}, got {value!r}")
     return value
 
 

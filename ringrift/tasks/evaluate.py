@@ -28,6 +28,7 @@ from ringrift.pipeline.sprt import histogram
 from ringrift.pipeline.state import (
     FAILED_RETRY_SECONDS,
     check_config,
+    check_count,
     check_generation,
     check_id,
     check_name,
@@ -55,14 +56,8 @@ def play_match_task(
 ) -> dict[str, Any]:
     cfg = check_config(config)
     p = preset(preset_name, config)
-    if not isinstance(games, int) or isinstance(games, bool) or not 1 <= games <= 100_000:
-        raise ServiceError(f"games must be between 1 and 100000, got {games!r}")
-    if (
-        not isinstance(first_game, int)
-        or isinstance(first_game, bool)
-        or not 0 <= first_game <= 1_000_000
-    ):
-        raise ServiceError(f"first_game must be between 0 and 1000000, got {first_game!r}")
+    check_count("games", games, 1, 100_000)
+    check_count("first_game", first_game, 0, 1_000_000)
     check_id("candidate_id", candidate_id)
     if not isinstance(opponent, str) or not opponent or opponent == candidate_id:
         raise ServiceError(f"opponent must be a baseline or another model, got {opponent!r}")

@@ -57,8 +57,7 @@ def play_games(
     cfg = check_config(config)
     check_generation(generation)
     p = preset(preset_name, config)
-    if not isinstance(games, int) or isinstance(games, bool) or not 1 <= games <= 10_000:
-        raise ServiceError(f"games must be between 1 and 10000, got {games!r}")
+    check_count("games", games, 1, 10_000)
     check_count("index", index, 0, 99)
     check_id("model_id", model_id, optional=True)
     if not isinstance(batch, str) or not batch.isalnum():
