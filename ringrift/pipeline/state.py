@@ -291,9 +291,9 @@ FAILED_RETRY_SECONDS = 30  # a stage task that raised is started again after thi
 def running_stage(svc: Service, r: redis.Redis, key: str) -> Iterator[None]:
     """The body of a one-task stage (export, decide, verify): it beats under the stage's key,
     so a tick finds a worker killed mid-task as soon as the beat stops and starts the stage
-    again; if the body raises, the stage's claim lapses in ``FAILED_RETRY_SECONDS`` rather
-    than the preset's ``claim_seconds``, so the next attempt comes soon (a full disk that was
-    emptied, a database that came back)."""
+    again; when the body ends the stage's claim is released, and if it raised, the claim lapses
+    in ``FAILED_RETRY_SECONDS`` rather than the preset's ``claim_seconds``, so the next attempt
+    comes soon (a full disk that was emptied, a database that came back)."""
     beat = svc.settings.task_heartbeat_seconds
     with beating(r, key, beat, svc.settings.host, retry_failed_after=FAILED_RETRY_SECONDS):
         try:
@@ -301,6 +301,7 @@ def running_stage(svc: Service, r: redis.Redis, key: str) -> Iterator[None]:
         except Exception:
             r.expire(CLAIM_PREFIX + key, FAILED_RETRY_SECONDS)
             raise
+    release(r, key)
 
 
 def hold(r: redis.Redis, key: str, seconds: int) -> None:
@@ -943,11 +944,16 @@ def release_if_finished(svc: Service, r: redis.Redis, key: str) -> None:
             r.delete(STAGE_STARTED + key)  # claiming the rest of an evaluation is no repair
 
 
+def segment_task_id(run_id: str) -> str:
+    """The heartbeat id of a training run's current segment (``ringrift health`` reads it)."""
+    return f"{run_id}/segment"
+
+
 def single_task_id(due: Due) -> str | None:
     """The heartbeat id of a stage run by one task (None for a stage of several): the stage's
-    key, or for training the run's segment (``ringrift health`` reads that one too)."""
+    key, or for training the run's segment."""
     if due.stage == "train":
-        return f"{due.detail['run_id']}/segment"
+        return segment_task_id(due.detail["run_id"])
     return due.key if due.stage in ("export", "decide", "verify") else None
 
 

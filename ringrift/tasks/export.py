@@ -24,7 +24,6 @@ from ringrift.pipeline.state import (
     check_generation,
     dataset_name,
     game_count,
-    release,
     running_stage,
 )
 from ringrift.store import record_artifact
@@ -113,7 +112,6 @@ def build_dataset(config: str, generation: int, preset_name: str) -> dict[str, A
             if st is not None:
                 st.last_export_game_count = game_count(s, config)
             log.info("exported %s: %s", name, stats)
-    release(r, key)
     from ringrift.tasks.pipeline import hand_on
 
     hand_on(config)

@@ -19,7 +19,6 @@ from ringrift.pipeline.state import (
     check_generation,
     check_id,
     load_state,
-    release,
     running_stage,
 )
 
@@ -35,7 +34,6 @@ def promote_model(config: str, generation: int, candidate_id: str) -> dict[str, 
     key = f"{config}:{generation}:decide"
     with running_stage(svc, r, key), svc.session() as s:
         outcome = apply_decision(s, config, generation, candidate_id)
-    release(r, key)
     if outcome == "promoted":
         from ringrift.tasks.sync import broadcast_model
 
@@ -59,7 +57,6 @@ def verify_promotion(config: str, generation: int, model_id: str) -> dict[str, A
     with running_stage(svc, r, key), svc.session() as s:
         outcome = apply_check(s, config, model_id)
         best = load_state(s, config).best_model_id
-    release(r, key)
     if outcome == "rolled back" and best is not None:
         from ringrift.tasks.sync import broadcast_model
 

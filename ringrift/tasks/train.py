@@ -47,6 +47,7 @@ from ringrift.pipeline.state import (
     candidate_name,
     load_state,
     release,
+    segment_task_id,
 )
 from ringrift.store import record_artifact
 from ringrift.store.models import Artifact, Model, TrainingRun
@@ -117,7 +118,7 @@ def train_model(self: Any, run_id: str, segment: int | None = None) -> dict[str,
         floor = int(row.lease_token or 0) if row is not None else 0
     lease = Lease(redis_client(), run_id, svc.settings.train_lease_seconds)
     if not lease.acquire(floor):
-        if holder(lease.client, f"{run_id}/segment") is None:
+        if holder(lease.client, segment_task_id(run_id)) is None:
             # the holder stopped beating (its worker died): its lease lapses soon, then this
             # attempt takes over rather than leave the stage claimed with nobody training
             wait = max(1, int(lease.client.ttl(lease.key))) + 1
@@ -129,7 +130,7 @@ def train_model(self: Any, run_id: str, segment: int | None = None) -> dict[str,
         # `ringrift health` tells a segment past its time budget (a hung rank) from a busy one
         beat = svc.settings.task_heartbeat_seconds
         with beating(
-            redis_client(), f"{run_id}/segment", beat, svc.settings.host, FAILED_RETRY_SECONDS
+            redis_client(), segment_task_id(run_id), beat, svc.settings.host, FAILED_RETRY_SECONDS
         ):
             return _train(self, svc, run_id, segment, lease, budget)
     finally:
