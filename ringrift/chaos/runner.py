@@ -70,11 +70,12 @@ def hurt_loop(
     generations: int = 2,
     timeout: float = 600.0,
     database_url: str | None = None,
+    alongside: tuple[str, ...] = (),
 ) -> Outcome:
     """Start a service in ``workdir``, run a ``generations``-generation tiny loop of
     square8_2p, strike with each of ``faults`` in turn as its moment comes, wait for the loop
     to finish (at most ``timeout`` seconds) and audit it."""
-    unknown = [f for f in faults if f not in FAULTS]
+    unknown = [f for f in (*faults, *alongside) if f not in FAULTS]
     if unknown:
         raise ValueError(f"unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
     began = time.monotonic()
@@ -100,24 +101,35 @@ def hurt_loop(
         if started.returncode != 0:
             raise RuntimeError(f"ringrift pipeline start failed: {started.stderr.strip()}")
 
-        def strike_in_turn() -> None:
-            for name in faults:
-                try:
-                    strikes.append(FAULTS[name](c, deadline))
-                except Exception as e:  # noqa: BLE001 - reported in the outcome
-                    strikes.append(Strike(False, f"{name}: {type(e).__name__}: {e}"))
+        def strike(name: str) -> Strike:
+            try:
+                return FAULTS[name](c, deadline)
+            except Exception as e:  # noqa: BLE001 - reported in the outcome
+                return Strike(False, f"{name}: {type(e).__name__}: {e}")
 
-        striker = threading.Thread(target=strike_in_turn, name="faults", daemon=True)
-        striker.start()
+        def strike_in_turn(names: list[str], into: list[Strike]) -> None:
+            into.extend(strike(name) for name in names)
+
+        # the faults in turn, and each of ``alongside`` (a rare moment) waiting on its own
+        waits = [(list(faults), strikes)] + [([name], []) for name in alongside]
+        strikers = [
+            threading.Thread(target=strike_in_turn, args=w, name="faults", daemon=True)
+            for w in waits
+        ]
+        for striker in strikers:
+            striker.start()
         finished = wait_done(c, CONFIG, max(1.0, deadline - time.monotonic()))
         c.finished.set()  # a fault still waiting for its moment will not get one
-        striker.join(timeout=max(1.0, deadline - time.monotonic()))
+        for striker in strikers:
+            striker.join(timeout=max(1.0, deadline - time.monotonic()))
+        for _, more in waits[1:]:
+            strikes.extend(more)
         seconds = time.monotonic() - began
         settle(c)
         report = audit(c.service(), CONFIG, generations)
         for name in c.procs:
             errors += [f"{name}: {line}" for line in _tracebacks(c.log_text(name))]
-    return Outcome(faults, strikes, finished, report, seconds, c.logs, errors[:20])
+    return Outcome([*faults, *alongside], strikes, finished, report, seconds, c.logs, errors[:20])
 
 
 @contextlib.contextmanager
