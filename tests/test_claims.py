@@ -13,7 +13,16 @@ import pytest
 import redis
 
 from ringrift.infra.service import Service
-from ringrift.pipeline.heartbeat import STARTED, beating, record_dispatch
+from ringrift.pipeline.heartbeat import (
+    ALIVE,
+    BAD_INPUT_RETRY_SECONDS,
+    FAILED_RETRY_SECONDS,
+    STARTED,
+    beating,
+    record_dispatch,
+    retry_delay,
+)
+from ringrift.pipeline.presets import preset
 from ringrift.pipeline.repairs import STAGE_RESTARTED, repairs
 from ringrift.pipeline.state import (
     CLAIM_PREFIX,
@@ -23,6 +32,7 @@ from ringrift.pipeline.state import (
     drop,
     group_for,
     reconcile,
+    running_stage,
     single_task_id,
 )
 from tests.ledger_harness import ledger_service, redis_database
@@ -96,6 +106,45 @@ def test_a_one_task_stage_whose_worker_was_killed_starts_again_when_its_beat_sto
     assert 0 < r.ttl(CLAIM_PREFIX + again.key) <= SEND_SECONDS
     assert repairs(r) == {STAGE_RESTARTED: 1}
     assert reconcile(svc, r, CONFIG) == [], "started again once"
+
+
+def test_a_one_task_stage_taken_by_a_worker_that_died_before_starting_it_is_sent_again(
+    r: redis.Redis, svc: Service
+) -> None:
+    candidate = _evaluating(svc)
+    for opponent, first, _ in ALL_CHUNKS:
+        _record_match(svc, candidate, opponent, first)
+    [decide] = reconcile(svc, r, CONFIG)
+    assert decide.stage == "decide" and decide.claim_seconds == preset("tiny").pickup_seconds
+    confirm(r, decide.key, decide.claim, decide.claim_seconds)  # sent, not yet begun
+    assert 0 < r.ttl(CLAIM_PREFIX + decide.key) <= 60
+    assert reconcile(svc, r, CONFIG) == [], "sent: it waits for a worker to take it"
+    # A worker took the message and was killed before the task began: no heartbeat, and the
+    # message waits out the broker's visibility timeout (hours). The claim's pickup time lapses
+    # (shortened to a millisecond here) and the next tick sends the stage again.
+    r.pexpire(CLAIM_PREFIX + decide.key, 1)
+    time.sleep(0.05)
+    [again] = reconcile(svc, r, CONFIG)
+    assert again.key == decide.key and again.claim != decide.claim
+    assert repairs(r) == {STAGE_RESTARTED: 1}
+    confirm(r, again.key, again.claim, again.claim_seconds)
+    with running_stage(svc, r, again.key):  # begun: the claim lasts the stage's claim_seconds
+        assert 60 < r.ttl(CLAIM_PREFIX + again.key) <= preset("tiny").claim_seconds
+        assert reconcile(svc, r, CONFIG) == []
+    assert not r.exists(CLAIM_PREFIX + again.key)  # released when the body ends
+
+
+def test_one_retry_rule_for_every_stage_a_bad_input_waits_longer(r: redis.Redis) -> None:
+    assert retry_delay(ConnectionError("away")) == FAILED_RETRY_SECONDS == 30
+    assert retry_delay(OSError(28, "No space left on device")) == 30
+    assert retry_delay(ValueError("a corrupt file")) == BAD_INPUT_RETRY_SECONDS == 600
+    with pytest.raises(ValueError), beating(r, "bad-chunk", 5, "here", retry_failed_after=1):
+        raise ValueError("a model that was set aside")
+    assert r.exists(STARTED + "bad-chunk")  # it reads as lost, later: never left for good
+    assert 590 < r.ttl(ALIVE + "bad-chunk") <= BAD_INPUT_RETRY_SECONDS
+    with beating(r, "good-chunk", 5, "here", retry_failed_after=1):
+        pass
+    assert not r.exists(STARTED + "good-chunk") and not r.exists(ALIVE + "good-chunk")
 
 
 def test_a_chunk_that_raised_is_sent_again_after_a_short_while(

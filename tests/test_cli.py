@@ -57,7 +57,7 @@ def test_unknown_config_is_a_clear_error() -> None:
 
 def test_bad_arguments_are_one_error_line_and_status_2() -> None:
     for args, message in (
-        (("bench", "engine", "--seconds", "soon"), "'soon' is not a valid float"),
+        (("bench", "engine", "--seconds", "soon"), "'soon' is not a number of seconds"),
         (("bench", "nope"), "No such command 'nope'"),
         ((), "Missing command"),
         (("rules", "check"), "Missing argument"),

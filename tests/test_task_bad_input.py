@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from ringrift.ai.encoding import ENCODER_VERSION
 from ringrift.ai.selfplay import PlayedGame
 from ringrift.pipeline.presets import TINY
+from ringrift.pipeline.quarantine import quarantine_rows
 from ringrift.pipeline.state import shard_name
 from ringrift.store.models import Artifact, Model, PipelineState, TrainingRun
 from tests.pipeline_fixtures import (
@@ -41,6 +42,7 @@ TRAIN = "ringrift.train.train_model"
 MATCH = "ringrift.evaluate.play_match"
 VERIFY = "ringrift.promote.verify_promotion"
 PROMOTE = "ringrift.promote.promote_model"
+PULL = "ringrift.sync.pull"
 
 # Model ids (and artifact ids) of the models below.
 GOOD_MODEL = "model-square8_2p-good"  # a b4c64 file, recorded as b4c64
@@ -158,38 +160,44 @@ def _store_shard(pipe: Pipe, batch: str, seeds: list[int], **kw: Any) -> str:
     return pipe.put_artifact("shard", path, name, CONFIG)
 
 
-def test_collect_refuses_a_shard_whose_bytes_changed(pipe: Pipe) -> None:
+def _set_aside(pipe: Pipe, shard: str) -> dict[str, Any]:
+    """The quarantine record of ``shard``; its ledger row is gone and its file moved."""
+    with pipe.svc.session() as s:
+        rows = [r for r in quarantine_rows(s) if r["artifact_id"] == shard]
+        assert s.get(Artifact, shard) is None, "its games must count as never played"
+    assert len(rows) == 1, rows
+    assert not (pipe.store_root / "shard" / shard).exists()
+    assert (pipe.store_root / str(rows[0]["moved_to"])).is_file()
+    return rows[0]
+
+
+def test_collect_sets_aside_a_shard_whose_bytes_changed_and_keeps_the_others(pipe: Pipe) -> None:
     good = _store_shard(pipe, "intact", [1])
     bad = _store_shard(pipe, "flipped", [2])
     stored = pipe.store_root / "shard" / bad
     data = bytearray(stored.read_bytes())
     data[len(data) // 2] ^= 0xFF
     stored.write_bytes(bytes(data))
-
-    before = pipe.snapshot()
     with pipe.svc.session() as s:
         recorded = s.get(Artifact, bad)
         assert recorded is not None
         sha = recorded.sha256
-    _failure(
-        pipe,
-        COLLECT,
-        [{"artifact_id": good}, {"artifact_id": bad}],
-        CONFIG,
-        0,
-        error=None,  # see test_corrupt_shard_error_keeps_its_class
-        expect=(f"artifact {stored} is corrupt: expected sha256 {sha}",),
-    )
-    assert_unchanged(before, pipe.snapshot(), "collect of a corrupt shard")
-    _no_games_from(pipe, good, bad)  # one transaction: the intact shard's games are not kept
+
+    result = pipe.run(COLLECT, [{"artifact_id": good}, {"artifact_id": bad}], CONFIG, 0)
+    assert result == {"ingested": 1, "shards": 2, "set_aside": [bad]}
+    row = _set_aside(pipe, bad)
+    assert f"artifact {stored} is corrupt: expected sha256 {sha}" in row["reason"]
+    assert row["found_by"].startswith("collect on ")
+    _no_games_from(pipe, bad)
+    assert pipe.count("games", "shard_artifact_id = :s", s=good) == 1
     cached = list((pipe.data_dir / "cache").glob(f"*/shard/{bad}"))
     assert cached == [], "a copy that failed its checksum must not stay in a worker's cache"
+    # Delivered again (the broker hands a message back): the shard reads as set aside.
+    again = pipe.run(COLLECT, [{"artifact_id": good}, {"artifact_id": bad}], CONFIG, 0)
+    assert again == {"ingested": 0, "shards": 2, "set_aside": [bad]}
 
-    # The intact shard alone is fine: the failure was the corrupt one.
-    assert pipe.run(COLLECT, [{"artifact_id": good}], CONFIG, 0) == {"ingested": 1, "shards": 1}
 
-
-def test_corrupt_shard_error_keeps_its_class(pipe: Pipe) -> None:
+def test_corrupt_artifact_error_keeps_its_class(pipe: Pipe) -> None:
     bad = _store_shard(pipe, "flipclass", [6])
     stored = pipe.store_root / "shard" / bad
     data = bytearray(stored.read_bytes())
@@ -197,35 +205,28 @@ def test_corrupt_shard_error_keeps_its_class(pipe: Pipe) -> None:
     stored.write_bytes(bytes(data))
     _failure(
         pipe,
-        COLLECT,
-        [{"artifact_id": bad}],
-        CONFIG,
-        0,
+        PULL,
+        bad,
         error="ArtifactCorrupt",
         expect=(f"artifact {stored} is corrupt",),
     )
 
 
-def test_collect_refuses_a_shard_with_an_illegal_move(pipe: Pipe) -> None:
+def test_collect_sets_aside_a_shard_with_an_illegal_move(pipe: Pipe) -> None:
     def break_second_game(games: list[PlayedGame]) -> None:
         moves = games[1].record.moves
         moves[2] = moves[0]  # the opening placement again, where it is not legal
 
     good = _store_shard(pipe, "legal", [3])
     bad = _store_shard(pipe, "illegal", [4, 5], edit=break_second_game)
-    before = pipe.snapshot()
+    result = pipe.run(COLLECT, [{"artifact_id": good}, {"artifact_id": bad}], CONFIG, 0)
+    assert result == {"ingested": 1, "shards": 2, "set_aside": [bad]}
     # The shard's header is line 1, so the second game is line 3.
-    _failure(
-        pipe,
-        COLLECT,
-        [{"artifact_id": good}, {"artifact_id": bad}],
-        CONFIG,
-        0,
-        error="ShardError",
-        expect=(f"shard/{bad}: line 3: move 'place_ring", "is not legal"),
-    )
-    assert_unchanged(before, pipe.snapshot(), "collect of a shard with an illegal move")
-    _no_games_from(pipe, good, bad)
+    row = _set_aside(pipe, bad)
+    assert row["reason"].startswith("ShardError: ")
+    assert f"shard/{bad}: line 3: move 'place_ring" in row["reason"]
+    assert "is not legal" in row["reason"]
+    _no_games_from(pipe, bad)
 
 
 # --- (c) a model of the wrong architecture --------------------------------------------------

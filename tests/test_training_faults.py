@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 
 from ringrift.ai.dataset import write_dataset
 from ringrift.pipeline.lease import Lease
+from ringrift.pipeline.quarantine import quarantine_rows
 from ringrift.pipeline.state import dataset_name, run_name, shard_name
 from ringrift.store.models import Checkpoint, Model, PipelineState, TrainingRun
 from tests.celery_harness import wait_for_worker, worker
@@ -287,6 +288,12 @@ def test_cancel_checkpoints_and_stops_then_resume_survives_a_corrupt_checkpoint(
     assert models_of(pipe, run_id) == 1
     assert f"ckpt_{kept[-1]:08d}.pt (step {kept[-1]}) is unusable" in log
     assert resumes(log, run_id)[0] == fallback
+    # The damaged file was moved out of the run's folder, kept as found, with its reason.
+    with pipe.svc.session() as s:
+        [row] = quarantine_rows(s)
+    assert row["artifact_id"] == f"{run_id}@{kept[-1]}" and row["kind"] == "checkpoint"
+    assert "sha256" in str(row["reason"]) and "training resumes" in str(row["outcome"])
+    assert (pipe.store_root / str(row["moved_to"])).read_bytes() == bytes(data)
 
 
 def test_a_worker_with_two_ranks_trains_its_segments_with_ddp(pipe: Pipe) -> None:

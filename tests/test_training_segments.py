@@ -207,6 +207,7 @@ def test_verify_checkpoint_rejects_the_newest_and_resume_falls_back(
         if path == newest:
             raise CheckpointError(f"{path}: checksum does not match the ledger")
 
+    set_aside: list[tuple[Path, int, str]] = []
     caplog.set_level(logging.WARNING, logger="training.checkpoint")
     result = train(
         config.replace(steps=40),
@@ -215,7 +216,9 @@ def test_verify_checkpoint_rejects_the_newest_and_resume_falls_back(
         board="square8",
         checkpoint_dir=ckpt_dir,
         verify_checkpoint=reject_newest,
+        set_aside_checkpoint=lambda path, step, why: set_aside.append((path, step, why)),
     )
+    assert set_aside == [(newest, 30, f"{newest}: checksum does not match the ledger")]
     assert result.resumed_from_step == 20
     assert result.finished and result.steps == 40 and result.steps_this_call == 20
     assert verified == [newest, checkpoint_path(ckpt_dir, 20)]

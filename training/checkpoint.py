@@ -51,6 +51,7 @@ CheckpointHook = Callable[[int, str, int], None]
 SavedHook = Callable[[int, Path], None]
 # Called with a checkpoint's path before it is resumed from; raises CheckpointError to skip it.
 VerifyFn = Callable[[Path], None]
+SetAsideFn = Callable[[Path, int, str], None]  # (file, step, why it is unusable)
 
 
 @dataclass(frozen=True)
@@ -234,13 +235,16 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
 
 
 def latest_checkpoint(
-    directory: str | os.PathLike[str], verify: VerifyFn | None = None
+    directory: str | os.PathLike[str],
+    verify: VerifyFn | None = None,
+    set_aside: SetAsideFn | None = None,
 ) -> Checkpoint | None:
     """The newest checkpoint in ``directory`` that reads back whole, or None if there is none.
 
     An unreadable newer checkpoint, or one that ``verify`` rejects (a checksum that does not
     match the record), is skipped with a warning (the run then loses one more interval, never
-    the whole run); if none is usable, an error is logged and None returned.
+    the whole run) and handed to ``set_aside``, which moves it out of the folder and records
+    why; if none is usable, an error is logged and None returned.
     """
     found = list_checkpoints(directory)
     for step, path in reversed(found):
@@ -250,11 +254,15 @@ def latest_checkpoint(
             ckpt = load_checkpoint(path)
         except (CheckpointError, OSError) as e:
             log.warning("checkpoint %s (step %d) is unusable, falling back: %s", path, step, e)
+            if set_aside is not None:
+                set_aside(path, step, str(e))
             continue
         if ckpt.step != step:
             log.warning(
                 "checkpoint %s says step %d, its name %d; falling back", path, ckpt.step, step
             )
+            if set_aside is not None:
+                set_aside(path, step, f"{path}: the file says step {ckpt.step}, its name {step}")
             continue
         return ckpt
     if found:

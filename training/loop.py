@@ -64,6 +64,7 @@ from training.checkpoint import (
     Checkpoint,
     CheckpointHook,
     SavedHook,
+    SetAsideFn,
     VerifyFn,
     capture_rng_states,
     latest_checkpoint,
@@ -181,6 +182,7 @@ def train(
     on_checkpoint: CheckpointHook | None = None,
     after_checkpoint: SavedHook | None = None,
     verify_checkpoint: VerifyFn | None = None,
+    set_aside_checkpoint: SetAsideFn | None = None,
     dist: DistContext | None = None,
 ) -> TrainResult:
     """Train on ``dataset_path`` and write the model to ``out_model_path``; see the module doc.
@@ -224,7 +226,11 @@ def train(
     identity = _dataset_identity(ds)
 
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = latest_checkpoint(checkpoint_dir, verify=verify_checkpoint)
+    ckpt = latest_checkpoint(
+        checkpoint_dir,
+        verify=verify_checkpoint,
+        set_aside=set_aside_checkpoint if main else None,
+    )
     if dist is not None:  # every rank must continue from the same step as rank 0
         mine = ckpt.step if ckpt is not None else -1
         chosen = dist.agree(mine, device)

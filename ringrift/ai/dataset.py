@@ -71,7 +71,7 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -521,7 +521,7 @@ def write_dataset(
         arrays["legal_index"] = legal_index
         arrays |= sym_arrays
         with atomic_file(out_path) as f:
-            np.savez(f, allow_pickle=False, meta=np.array(json.dumps(info)), **arrays)
+            _write_npz(f, {"meta": np.array(json.dumps(info)), **arrays})
         del arrays, legal_index, sym_arrays
         mm.clear()
     finally:
@@ -535,6 +535,20 @@ def write_dataset(
         bytes=out_path.stat().st_size,
         seconds=time.perf_counter() - started,
     )
+
+
+NPZ_DATE = (1980, 1, 1, 0, 0, 0)  # the zip format's earliest: members carry no clock time
+
+
+def _write_npz(f: BinaryIO, arrays: dict[str, Any]) -> None:
+    """``np.savez``'s layout (uncompressed ``.npy`` members, zip64) with a fixed member date, so
+    that the same games export to the same bytes: a dataset exported again from its games
+    checks against the sha256 the ledger recorded for the first export."""
+    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=NPZ_DATE)
+            with zf.open(member, "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, np.asanyarray(arr), allow_pickle=False)
 
 
 def _add_position(

@@ -115,6 +115,12 @@ class ShardHeader:
 
 def write_shard(path: Path, header: ShardHeader, games: list[PlayedGame]) -> None:
     """Write a shard (the caller makes it atomic by writing to a temporary path)."""
+    write_shard_json(path, header, [g.to_json() for g in games])
+
+
+def write_shard_json(path: Path, header: ShardHeader, games: list[dict[str, Any]]) -> None:
+    """Write a shard of games already in their JSON form (``PlayedGame.to_json``'s): how a
+    shard is written again from the ledger's copy of its games."""
     if header.games != len(games):
         raise ShardError(f"{path}: header says {header.games} games, {len(games)} given")
     # mtime 0 and no file name in the gzip header: the same games give the same bytes, so a
@@ -127,7 +133,7 @@ def write_shard(path: Path, header: ShardHeader, games: list[PlayedGame]) -> Non
         head = {"format": SHARD_FORMAT, "version": SHARD_VERSION, **asdict(header)}
         f.write(json.dumps(head, separators=(",", ":")) + "\n")
         for g in games:
-            f.write(json.dumps(g.to_json(), separators=(",", ":")) + "\n")
+            f.write(json.dumps(g, separators=(",", ":")) + "\n")
 
 
 def read_shard(path: Path) -> tuple[ShardHeader, list[dict[str, Any]]]:

@@ -53,7 +53,7 @@ class Outcome:
     def to_dict(self) -> dict[str, Any]:
         return {
             "faults": self.faults,
-            "strikes": [s.__dict__ for s in self.strikes],
+            "strikes": [{"struck": s.struck, "detail": s.detail} for s in self.strikes],
             "finished": self.finished,
             "lost": self.audit.lost,
             "duplicated": self.audit.duplicated,
@@ -127,6 +127,10 @@ def hurt_loop(
         seconds = time.monotonic() - began
         settle(c)
         report = audit(c.service(), CONFIG, generations)
+        for hit in strikes:  # what a fault audits of its own (training lost to a kill)
+            if hit.check is not None:
+                for what, n in hit.check(c).items():
+                    report.lost[what] = report.lost.get(what, 0) + n
         for name in c.procs:
             errors += [f"{name}: {line}" for line in _tracebacks(c.log_text(name))]
     return Outcome([*faults, *alongside], strikes, finished, report, seconds, c.logs, errors[:20])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ringrift.chaos.cluster import QUEUES, Cluster, wait_until
 
@@ -29,16 +29,18 @@ STAGE_TASKS = {
 }
 # how long after a task is received its worker is killed: long tasks are hit mid-way, short
 # ones at once
-STRIKE_DELAY = {"selfplay": 0.5, "train": 2.0, "evaluate": 0.5, "export": 0.2}
+STRIKE_DELAY = {"selfplay": 0.5, "evaluate": 0.5, "export": 0.2}
 OUTAGE_SECONDS = 30.0
 
 
 @dataclass
 class Strike:
-    """What a fault did: whether it struck, and a line saying when and how."""
+    """What a fault did: whether it struck, and a line saying when and how. ``check``, when a
+    fault has something of its own to audit once the loop finished, counts what it lost."""
 
     struck: bool
     detail: str
+    check: Callable[[Cluster], dict[str, int]] | None = field(default=None, repr=False)
 
 
 Fault = Callable[[Cluster, float], Strike]
@@ -74,6 +76,61 @@ def kill_worker_in(stage: str) -> Fault:
         return Strike(True, f"SIGKILL {name} running {task}")
 
     return strike
+
+
+RESUMED = re.compile(r"resuming from \S*runs/(?P<run>[^/\s]+)/ckpt_\d+\.pt at step (?P<step>\d+)")
+LOST_TRAINING = "training resumed from before its newest checkpoint"
+
+
+def _checkpointed_run(c: Cluster, deadline: float) -> tuple[str, int, int] | None:
+    """The running training run once it has recorded a checkpoint: (run id, the step it last
+    reported, its newest checkpoint's step); None if the deadline passes first."""
+    from sqlalchemy import func, select
+
+    from ringrift.store.models import Checkpoint, TrainingRun
+
+    svc = c.service()
+    while time.monotonic() < deadline and not c.finished.is_set():
+        with svc.session() as s:
+            newest = (
+                select(TrainingRun.id, TrainingRun.step, func.max(Checkpoint.step))
+                .join(Checkpoint, Checkpoint.run_id == TrainingRun.id)
+                .where(TrainingRun.status == "running")
+                .group_by(TrainingRun.id, TrainingRun.step)
+            )
+            row = s.execute(newest).first()
+        if row is not None:
+            return str(row[0]), int(row[1]), int(row[2])
+        time.sleep(0.05)
+    return None
+
+
+def kill_mid_training(c: Cluster, deadline: float) -> Strike:
+    """SIGKILL the worker training a candidate once its run has recorded a checkpoint. After
+    the loop, the worker logs must show the run resumed from that checkpoint or a newer one:
+    what the kill cost is at most one checkpoint interval of training."""
+    name = _wait_for_task(c, STAGE_TASKS["train"], deadline)
+    if name is None:
+        return Strike(False, f"no worker received {STAGE_TASKS['train']}")
+    found = _checkpointed_run(c, deadline)
+    if found is None:
+        return Strike(False, "the training run recorded no checkpoint before it ended")
+    run_id, reported, newest = found
+    seen = {w: len(c.log_text(w)) for w in (f"worker-{q}" for q in QUEUES)}
+    c.kill(name)
+
+    def check(c: Cluster) -> dict[str, int]:
+        after = "".join(c.log_text(w)[n:] for w, n in seen.items())
+        resumed = [int(m["step"]) for m in RESUMED.finditer(after) if m["run"] == run_id]
+        first = resumed[0] if resumed else 0  # no resume line: it started again from step 0
+        return {LOST_TRAINING: int(first < newest)}
+
+    return Strike(
+        True,
+        f"SIGKILL {name} training {run_id} at step {reported}, its newest checkpoint at step "
+        f"{newest}",
+        check,
+    )
 
 
 def kill_beat(c: Cluster, deadline: float) -> Strike:
@@ -150,6 +207,7 @@ def fill_disk(c: Cluster, deadline: float) -> Strike:
 
 FAULTS: dict[str, Fault] = {
     **{f"kill-{stage}": kill_worker_in(stage) for stage in STAGE_TASKS},
+    "kill-train": kill_mid_training,
     "kill-beat": kill_beat,
     "redis-restart": restart_redis_empty,
     "broker-away": broker_away,
@@ -158,6 +216,7 @@ FAULTS: dict[str, Fault] = {
 }
 DESCRIPTIONS = {
     **{f"kill-{stage}": f"kill -9 of the worker running {stage}" for stage in STAGE_TASKS},
+    "kill-train": "kill -9 of the worker training, past a checkpoint",
     "kill-beat": "kill -9 of beat",
     "redis-restart": "Redis killed and restarted empty",
     "broker-away": f"broker unreachable {OUTAGE_SECONDS:g} s",

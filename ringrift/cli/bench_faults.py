@@ -23,7 +23,7 @@ from ringrift.chaos.scenarios import DESCRIPTIONS, FAULTS
 
 def chosen(only: str | None) -> list[str]:
     """The faults ``--only`` names (comma-separated), all of them without it."""
-    if not only:
+    if only is None:
         return list(FAULTS)
     names = [n.strip() for n in only.split(",") if n.strip()]
     unknown = [n for n in names if n not in FAULTS]

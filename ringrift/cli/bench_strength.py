@@ -65,12 +65,16 @@ class Score:
 
 
 def parse_marks(text: str) -> list[float]:
-    """``"10,30,60"`` -> ``[10.0, 30.0, 60.0]``: positive, increasing minutes."""
+    """``"10,30,60"`` -> ``[10.0, 30.0, 60.0]``: positive, increasing minutes, a day at most."""
     try:
         marks = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise ValueError(f"--marks must be minutes like 10,30,60, got {text!r}") from None
-    if not marks or any(m <= 0 for m in marks) or marks != sorted(set(marks)):
+    if (
+        not marks
+        or any(not 0 < m <= 24 * 60 for m in marks)  # nan and inf fail this too
+        or marks != sorted(set(marks))
+    ):
         raise ValueError(f"--marks must be increasing positive minutes, got {text!r}")
     return marks
 

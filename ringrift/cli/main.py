@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from ringrift.cli import params
 from ringrift.errors import StartupError
 
 _CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -54,7 +55,9 @@ def rules() -> None:
     short_help="replay reference fixtures and compare",
 )
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--skip-file", default=None, help="skip list (default: the packaged one)")
+@click.option(
+    "--skip-file", type=params.FILE, default=None, help="skip list (default: the packaged one)"
+)
 @click.option("-v", "--verbose", is_flag=True, help="print passing cases too")
 def rules_check(paths: tuple[str, ...], skip_file: str | None, verbose: bool) -> int:
     from ringrift.cli.progress import rules_check as check
@@ -72,7 +75,7 @@ def bench() -> None:
 
 @bench.command("engine", help="random-play engine speed")
 @click.option("--config", default="square8_2p")
-@click.option("--seconds", type=float, default=30.0)
+@click.option("--seconds", type=params.SECONDS, default=30.0)
 @click.option("--seed", type=int, default=1)
 @click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
 def bench_engine(config: str, seconds: float, seed: int, as_json: bool) -> int:
@@ -94,7 +97,7 @@ def bench_engine(config: str, seconds: float, seed: int, as_json: bool) -> int:
 
 @bench.command("heuristic", help="heuristic player against random players")
 @click.option("--config", default="square8_2p")
-@click.option("--games", type=int, default=200)
+@click.option("--games", type=params.GAMES, default=200)
 @click.option("--seed", type=int, default=1)
 @click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
 def bench_heuristic(config: str, games: int, seed: int, as_json: bool) -> int:
@@ -114,11 +117,15 @@ def bench_heuristic(config: str, games: int, seed: int, as_json: bool) -> int:
 @bench.command("train", help="training speed: the library against a bare loop")
 @click.option("--config", default="square8_2p")
 @click.option("--model", default="b6c64", help="architecture, e.g. b6c64")
-@click.option("--steps", type=int, default=200)
-@click.option("--batch-size", type=int, default=128)
+@click.option("--steps", type=params.STEPS, default=200)
+@click.option("--batch-size", type=params.BATCH, default=128)
 @click.option("--seed", type=int, default=1)
-@click.option("--device", default=None, help="default: cuda when present, else cpu")
-@click.option("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+@click.option(
+    "--device", type=params.DEVICE, default=None, help="default: cuda when present, else cpu"
+)
+@click.option(
+    "--threads", type=params.THREADS, default=0, help="torch threads (0: torch's default)"
+)
 @click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
 def bench_train(
     config: str,
@@ -162,14 +169,16 @@ def _search_device(device: str | None, threads: int | None) -> str:
 @bench.command("selfplay", help="batched Gumbel selfplay against the bare network")
 @click.option("--config", default="square8_2p")
 @click.option("--model", default="b6c64", help="network shape (fresh weights)")
-@click.option("--model-path", default=None, help="a saved model of that shape instead")
-@click.option("--sims", type=int, default=64)
-@click.option("--games", type=int, default=64, help="games played at once")
-@click.option("--max-moves", type=int, default=None, help="stop games early")
+@click.option(
+    "--model-path", type=params.FILE, default=None, help="a saved model of that shape instead"
+)
+@click.option("--sims", type=params.SIMS, default=64)
+@click.option("--games", type=params.GAMES, default=64, help="games played at once")
+@click.option("--max-moves", type=params.MOVES, default=None, help="stop games early")
 @click.option("--seed", type=int, default=1)
-@click.option("--device", default=None)
-@click.option("--threads", type=int, default=None, help="torch threads")
-@click.option("--procs", type=int, default=1, help="processes, each playing --games")
+@click.option("--device", type=params.DEVICE, default=None)
+@click.option("--threads", type=params.THREADS, default=None, help="torch threads")
+@click.option("--procs", type=params.PROCS, default=1, help="processes, each playing --games")
 @click.option("--no-overlap", is_flag=True, help="network and search take turns in one thread")
 @click.option("--json", "as_json", is_flag=True)
 def bench_selfplay(
@@ -219,20 +228,22 @@ def bench_selfplay(
 @bench.command("evaluate", help="a batched evaluation match against the bare network")
 @click.option("--config", default="square8_2p")
 @click.option("--model", default="b6c64", help="network shape (fresh weights)")
-@click.option("--model-path", default=None, help="a saved candidate of that shape instead")
+@click.option(
+    "--model-path", type=params.FILE, default=None, help="a saved candidate of that shape instead"
+)
 @click.option(
     "--opponent",
     type=click.Choice(["network", "random", "heuristic"]),
     default="network",
     help="a second network of that shape (default), random or the heuristic player",
 )
-@click.option("--opponent-path", default=None, help="a saved opponent network")
-@click.option("--sims", type=int, default=64)
-@click.option("--games", type=int, default=64, help="games, all in flight at once")
-@click.option("--max-moves", type=int, default=None, help="stop games early")
+@click.option("--opponent-path", type=params.FILE, default=None, help="a saved opponent network")
+@click.option("--sims", type=params.SIMS, default=64)
+@click.option("--games", type=params.GAMES, default=64, help="games, all in flight at once")
+@click.option("--max-moves", type=params.MOVES, default=None, help="stop games early")
 @click.option("--seed", type=int, default=1)
-@click.option("--device", default=None)
-@click.option("--threads", type=int, default=None, help="torch threads")
+@click.option("--device", type=params.DEVICE, default=None)
+@click.option("--threads", type=params.THREADS, default=None, help="torch threads")
 @click.option("--json", "as_json", is_flag=True)
 def bench_evaluate(
     config: str,
@@ -285,10 +296,16 @@ def bench_evaluate(
     short_help="the scheduler under load: workers, beat and M minutes",
 )
 @click.option("--configs", default="all", help="all, or C1,C2,... (default all)")
-@click.option("--workers", type=int, default=6, help="N-1 GPU workers and one cpu (default 6)")
-@click.option("--minutes", type=float, default=20.0, help="how long to measure (default 20)")
+@click.option(
+    "--workers", type=params.WORKERS, default=6, help="N-1 GPU workers and one cpu (default 6)"
+)
+@click.option(
+    "--minutes", type=params.MINUTES, default=20.0, help="how long to measure (default 20)"
+)
 @click.option("--preset", default="tiny", help="tiny (default), cpu or default")
-@click.option("--tick-seconds", type=float, default=2.0, help="the beat's tick (default 2)")
+@click.option(
+    "--tick-seconds", type=params.SECONDS, default=2.0, help="the beat's tick (default 2)"
+)
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
@@ -321,8 +338,10 @@ def bench_cluster(
     short_help="faults struck, and what the loop lost or did twice",
 )
 @click.option("--only", default=None, help="comma-separated fault names (default: all)")
-@click.option("--runs", type=int, default=1, help="runs of each fault (default 1)")
-@click.option("--generations", type=int, default=2, help="the loop's generations (default 2)")
+@click.option("--runs", type=params.count(1000), default=1, help="runs of each fault (default 1)")
+@click.option(
+    "--generations", type=params.count(1000), default=2, help="the loop's generations (default 2)"
+)
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
@@ -347,12 +366,18 @@ def bench_faults(
 )
 @click.option("--config", default="square8_2p")
 @click.option("--preset", default="cpu", help="the loop's preset (default cpu)")
-@click.option("--workers", type=int, default=2, help="the loop's device workers (default 2)")
+@click.option(
+    "--workers", type=params.WORKERS, default=2, help="the loop's device workers (default 2)"
+)
 @click.option("--marks", default="10,30,60", help="minutes at which to keep the best model")
-@click.option("--games", type=int, default=100, help="games against each baseline (default 100)")
-@click.option("--sims", type=int, default=64, help="simulations per decision (default 64)")
+@click.option(
+    "--games", type=params.GAMES, default=100, help="games against each baseline (default 100)"
+)
+@click.option("--sims", type=params.SIMS, default=64, help="simulations per decision (default 64)")
 @click.option("--seed", type=int, default=7)
-@click.option("--jobs", type=int, default=2, help="matches played at once, one process each")
+@click.option(
+    "--jobs", type=params.PROCS, default=2, help="matches played at once, one process each"
+)
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
@@ -400,7 +425,7 @@ def bench_strength(
 
 @cli.command("loop", help="run the training loop on this machine")
 @click.option("--config", default="square8_2p")
-@click.option("--generations", type=int, default=2)
+@click.option("--generations", type=params.count(1_000_000), default=2)
 @click.option(
     "--preset",
     default="tiny",
@@ -408,7 +433,7 @@ def bench_strength(
 )
 @click.option(
     "--workers",
-    type=int,
+    type=params.WORKERS,
     default=1,
     help="device workers (queues gpu0, gpu1, ...), one task at a time each: one per GPU, "
     "or one per core on a CPU",
@@ -419,11 +444,16 @@ def bench_strength(
     default=None,
     help="default: $RINGRIFT_DATA_DIR",
 )
-@click.option("--timeout", type=float, default=None, help="give up after this many s")
+@click.option(
+    "--timeout",
+    type=params.Seconds(most=30 * params.DAY),
+    default=None,
+    help="give up after this many s",
+)
 @click.option("--json", "as_json", is_flag=True, help="last line: one JSON summary")
 @click.option(
     "--broker-port",
-    type=int,
+    type=params.PORT,
     default=None,
     help="port of the loop's own Redis on 127.0.0.1 (default: a free one), so that Flower or "
     "ringrift status can reach it",
@@ -480,7 +510,7 @@ def status(as_json: bool) -> int:
 )
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0, min_open=True),
+    type=params.SECONDS,
     default=3.0,
     help="seconds between refreshes (default 3)",
 )
@@ -512,6 +542,55 @@ def ratings(config: str, refit: bool, as_json: bool) -> int:
 
     stdout_console().print(ratings_table(config, rows))
     return 0
+
+
+@cli.command(
+    "quarantine",
+    help="files set aside as corrupt or foreign: what each was, where it went, why, who found "
+    "it and what replaced it, newest first; --json: one JSON list, a row per file",
+    short_help="files set aside as corrupt, and what replaced them",
+)
+@click.option("--config", "config", default=None, help="only this configuration's")
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+def quarantine(config: str | None, as_json: bool) -> int:
+    from ringrift.infra.service import current
+    from ringrift.pipeline.quarantine import quarantine_rows
+    from ringrift.pipeline.state import check_config
+
+    if config is not None:
+        check_config(config)
+    with current().session() as s:
+        rows = quarantine_rows(s, config)
+    if as_json:
+        print(json.dumps(rows))
+        return 0
+    from ringrift.cli.view import quarantine_table, stdout_console
+
+    stdout_console().print(quarantine_table(rows))
+    return 0
+
+
+@cli.command(
+    "scrub",
+    help="read every artifact the ledger records straight from the store and check its "
+    "sha256; set aside each that fails and rebuild it from its source where it has one "
+    "(exit 1 if any failed); --json: one JSON object {checked, set_aside: [...]}",
+    short_help="check every stored artifact, set aside and rebuild what fails",
+)
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+def scrub(as_json: bool) -> int:
+    from ringrift.infra.service import current
+    from ringrift.pipeline.quarantine import scrub as scrub_store
+
+    svc = current()
+    report = scrub_store(svc, f"ringrift scrub on {svc.settings.host}")
+    if as_json:
+        print(json.dumps(report))
+    else:
+        for row in report["set_aside"]:
+            print(f"{row['artifact_id']}: {row['reason']}\n  {row['outcome']}")
+        print(f"{report['checked']} artifacts checked, {len(report['set_aside'])} set aside")
+    return 1 if report["set_aside"] else 0
 
 
 @cli.group("plot", cls=_Group, help="charts of the ledger, as PNG files")
@@ -625,7 +704,12 @@ def _pipeline(action: str, config: str, as_json: bool, **start: Any) -> int:
 )
 @click.argument("config")
 @click.option("--preset", default="default", help="tiny, cpu or default")
-@click.option("--generations", type=int, default=None, help="iterations to run (default: no end)")
+@click.option(
+    "--generations",
+    type=params.count(1_000_000),
+    default=None,
+    help="iterations to run (default: no end)",
+)
 @click.option(
     "--weight",
     type=float,
@@ -703,7 +787,7 @@ def train_resume(run_id: str) -> int:
 @cli.command("demo", help="a random-vs-heuristic game, then the engine benchmark")
 @click.option("--config", default="square8_2p")
 @click.option("--seed", type=int, default=1)
-@click.option("--seconds", type=float, default=10.0, help="benchmark time")
+@click.option("--seconds", type=params.SECONDS, default=10.0, help="benchmark time")
 def demo(config: str, seed: int, seconds: float) -> int:
     from ringrift.cli.demo import run_demo
 

@@ -161,11 +161,13 @@ def queue_depths(app: Any, queues: list[str]) -> dict[str, int]:
 
 def all_status(svc: Service, app: Any) -> dict[str, Any]:
     from ringrift.infra.queues import consumed_queues
+    from ringrift.pipeline.quarantine import quarantine_count
 
     with svc.session() as s:
         configs = list(s.scalars(select(PipelineState.config).order_by(PipelineState.config)))
         models = s.scalar(select(func.count()).select_from(Model)) or 0
         changes = recent_changes(s)
+        set_aside = quarantine_count(s)
     reports = [config_status(svc, c) for c in configs]
     try:
         queues = consumed_queues(app, refresh=True)
@@ -176,4 +178,10 @@ def all_status(svc: Service, app: Any) -> dict[str, Any]:
             report["host_caches"] = cached_models(report["config"])
     except Exception as e:  # the ledger is still worth showing without a broker
         depths = {"error": f"broker unreachable: {e}"}  # type: ignore[dict-item]
-    return {"configs": reports, "models": models, "queues": depths, "schedule_changes": changes}
+    return {
+        "configs": reports,
+        "models": models,
+        "set_aside": set_aside,
+        "queues": depths,
+        "schedule_changes": changes,
+    }

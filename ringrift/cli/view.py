@@ -255,6 +255,14 @@ def render_status(report: Mapping[str, Any], caption: Text | None = None) -> Ren
         parts.append(Text("no pipelines; start one with: ringrift pipeline start square8_2p"))
     if report.get("models") is not None:
         parts.append(Text(f"models in the ledger: {report['models']}"))
+    if report.get("set_aside"):
+        parts.append(
+            Text(
+                f"files set aside as corrupt or foreign: {report['set_aside']} "
+                "(ringrift quarantine lists them)",
+                style="yellow",
+            )
+        )
     parts.append(queues_line(report))
     caches = caches_table(report)
     if caches is not None:
@@ -344,3 +352,22 @@ def ratings_table(config: str, rows: Sequence[Mapping[str, Any]]) -> RenderableT
         style="dim",
     )
     return Group(table, note)
+
+
+def quarantine_table(rows: Sequence[Mapping[str, Any]]) -> RenderableType:
+    """``ringrift quarantine``: one row per file set aside, newest first."""
+    if not rows:
+        return Text("nothing set aside: every file read so far passed its checks")
+    table = _table()
+    for name in ("at", "kind", "artifact", "why", "replaced by", "moved to"):
+        table.add_column(name, overflow="fold")
+    for r in rows:
+        table.add_row(
+            str(r["at"])[:19],
+            r["kind"],
+            r["artifact_id"],
+            r["reason"],
+            r["outcome"],
+            r["moved_to"] or ABSENT,
+        )
+    return table

@@ -9,11 +9,13 @@ marked started, has no fresh ``alive`` key and left no result in the ledger lost
 visibility timeout (hours), so the reconciler sends it again under the same name instead; its
 seeds and names come from its arguments, so the new attempt does the same work.
 
-A member that raised (a database or broker away for a moment) is sent again the same way a
-short while later, when its caller asked for that (``retry_failed_after``): evaluation chunks,
-training segments and the one-task stages do. A member that never started (still queued, or
-reserved by a worker that then died) has no marker: the stage claim's time-out is what starts
-that batch again.
+A member that raised is sent again the same way after a back-off, when its caller asked for
+that (``retry_failed_after``): evaluation chunks, training segments and the one-task stages do.
+One rule serves them all (``retry_delay``): 30 s for a failure that may pass (a database or
+broker away for a moment, a full disk), 10 minutes for a ``ValueError`` (bad input, a bad file:
+it meets the same error until the quarantine or a person mends it). A member that never
+started (still queued, or reserved by a worker that then died) has no marker: the stage claim's
+time-out is what starts that batch again.
 """
 
 from __future__ import annotations
@@ -100,16 +102,28 @@ def holder(r: redis.Redis, member_id: str) -> dict[str, Any] | None:
     return None if raw is None else json.loads(raw)
 
 
+FAILED_RETRY_SECONDS = 30  # a failure that may pass: a database or broker away, a full disk
+BAD_INPUT_RETRY_SECONDS = 600  # a ValueError: bad input or a bad file, until it is mended
+
+
+def retry_delay(error: BaseException, transient: int = FAILED_RETRY_SECONDS) -> int:
+    """How long a stage task that raised ``error`` waits before it is started again: the one
+    rule for every stage (see the module doc). ``transient`` is the wait for a failure that may
+    pass; a ``ValueError`` waits at least ``BAD_INPUT_RETRY_SECONDS``."""
+    if isinstance(error, ValueError):
+        return max(transient, BAD_INPUT_RETRY_SECONDS)
+    return transient
+
+
 @contextmanager
 def beating(
     r: redis.Redis, member_id: str, seconds: int, host: str, retry_failed_after: int | None = None
 ) -> Iterator[None]:
     """Mark ``member_id`` started and keep its ``alive`` key fresh (renewed every third of
     ``seconds``) until the block ends; then clear both. With ``retry_failed_after``, a block
-    that raises (other than a ``ValueError``: bad input, a corrupt file) leaves its start
-    marker and an ``alive`` key that lapses after that many seconds: the member then reads as
-    lost, so the reconciler sends it again (a database or broker that was away) instead of its
-    stage waiting out its claim."""
+    that raises leaves its start marker and an ``alive`` key that lapses after
+    ``retry_delay(error, retry_failed_after)`` seconds: the member then reads as lost, so the
+    reconciler sends it again instead of its stage waiting out its claim."""
     value = json.dumps({"host": host, "pid": os.getpid(), "at": time.time()})
     r.set(ALIVE + member_id, value, ex=seconds)
     r.set(STARTED + member_id, value, ex=STARTED_SECONDS)
@@ -124,20 +138,18 @@ def beating(
 
     beat = threading.Thread(target=renew, name=f"heartbeat {member_id}", daemon=True)
     beat.start()
-    failed = False
+    failed: BaseException | None = None
     try:
         yield
-    except ValueError:
-        raise  # bad input or a corrupt file: sending it again would fail the same way
-    except BaseException:
-        failed = True
+    except BaseException as e:
+        failed = e
         raise
     finally:
         stop.set()
         beat.join()
         try:
-            if failed and retry_failed_after is not None:
-                r.set(ALIVE + member_id, value, ex=retry_failed_after)
+            if failed is not None and retry_failed_after is not None:
+                r.set(ALIVE + member_id, value, ex=retry_delay(failed, retry_failed_after))
             else:
                 r.delete(STARTED + member_id, ALIVE + member_id)
         except redis.RedisError as exc:  # the broker is away: its markers lapse by themselves

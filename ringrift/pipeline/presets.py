@@ -44,6 +44,10 @@ class Preset:
     eval_opening_moves: int  # sampled opening decisions, so evaluation games differ
     gate: GateConfig
     claim_seconds: int  # a started stage with no result after this long is started again
+    # a one-task stage (export, training, the gate's decision, a check's verdict) whose task
+    # has not begun this long after it was sent is sent again: the worker that took it from
+    # the queue died before starting it (its message waits out the broker's visibility timeout)
+    pickup_seconds: int
     stale_hours: float  # hours without a promotion at which staleness counts in full
     max_unexported_games: int  # backpressure: no new selfplay past this many unexported games
     exploration_patience: int  # rejected candidates in a row that raise selfplay exploration
@@ -113,6 +117,7 @@ TINY = Preset(
         }
     ),
     claim_seconds=600,
+    pickup_seconds=60,
     stale_hours=0.1,
     max_unexported_games=16,
     exploration_patience=2,
@@ -155,6 +160,7 @@ DEFAULT = Preset(
     # against the best only the test decides: no threshold there, so its cap rejects
     gate=GateConfig({"random": Threshold(min_score=0.8, min_lower_bound=0.7)}),
     claim_seconds=4 * 3600,
+    pickup_seconds=1800,
     stale_hours=12.0,
     max_unexported_games=6000,
     exploration_patience=3,
@@ -189,6 +195,7 @@ CPU = Preset(
         }
     ),
     claim_seconds=1800,
+    pickup_seconds=300,
     stale_hours=0.5,
     max_unexported_games=384,
     exploration_patience=3,

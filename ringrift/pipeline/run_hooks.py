@@ -16,8 +16,10 @@ from typing import Any
 from ringrift.infra.service import Service, redis_client
 from ringrift.pipeline import runs
 from ringrift.pipeline.lease import Lease
+from ringrift.pipeline.quarantine import confirmed, set_aside
 from ringrift.pipeline.state import hold
-from ringrift.store import ArtifactStore, LocalCache
+from ringrift.store import ArtifactCorrupt, ArtifactStore, LocalCache
+from ringrift.store.models import Checkpoint, TrainingRun
 from training.checkpoint import CHECKPOINT_NAME, checkpoint_path
 
 CANCELLED = "cancelled"  # training.loop.CANCELLED, without importing torch here
@@ -51,12 +53,19 @@ class RunHooks:
         newest recorded checkpoint from the store into the working folder, verified."""
         if not self._remote:
             return
-        with self.svc.session() as s:
-            newest = runs.newest_checkpoint(s, self.run_id)
-        if newest is not None:
-            LocalCache(self.svc.settings.data_dir, self.svc.store).pull(
-                f"{self.run_id}@{newest.step}", newest.path, newest.sha256
-            )
+        cache = LocalCache(self.svc.settings.data_dir, self.svc.store)
+        while True:
+            with self.svc.session() as s:
+                newest = runs.newest_checkpoint(s, self.run_id)
+            if newest is None:
+                return
+            try:
+                cache.pull(f"{self.run_id}@{newest.step}", newest.path, newest.sha256)
+                return
+            except (ArtifactCorrupt, FileNotFoundError) as e:
+                if not confirmed(self.svc.store, newest.path, newest.sha256, e):
+                    raise
+                self.set_aside(cache.root / newest.path, newest.step, str(e))
 
     def keep_claim(self) -> None:
         hold(redis_client(), self.stage_key, self.claim_seconds)
@@ -117,6 +126,30 @@ class RunHooks:
         with self.svc.session() as s:
             runs.verify_checkpoint(s, self.run_id, path, int(path.stem.split("_")[1]))
 
+    def set_aside(self, path: Path, step: int, reason: str) -> None:
+        """A checkpoint that failed its check on resume: moved from the run's folder into the
+        store's quarantine, its record with it, and the reason kept; the run resumes from the
+        one before it and trains that interval again."""
+        with self.svc.session() as s:
+            recorded = s.get(Checkpoint, (self.run_id, step))
+            run = s.get(TrainingRun, self.run_id)
+            set_aside(
+                self.svc,
+                s,
+                artifact_id=f"{self.run_id}@{step}",
+                kind="checkpoint",
+                config=run.config if run is not None else None,
+                path=self._store_path(step),
+                sha256=recorded.sha256 if recorded is not None else None,
+                reason=reason,
+                found_by=f"train {self.run_id} on {self.svc.settings.host}",
+                outcome="training resumes from the checkpoint before it, training again the "
+                "steps since",
+            )
+            if recorded is not None:
+                s.delete(recorded)
+        path.unlink(missing_ok=True)  # a remote store's working copy (a folder store's moved)
+
     def loop_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``training.loop.train`` these hooks provide."""
         return {
@@ -127,4 +160,5 @@ class RunHooks:
             "on_checkpoint": self.on_checkpoint,
             "after_checkpoint": self.after_checkpoint,
             "verify_checkpoint": self.verify,
+            "set_aside_checkpoint": self.set_aside,
         }

@@ -162,6 +162,8 @@ def resume(s: Session, run_id: str) -> TrainingRun:
 
 
 def _get(s: Session, run_id: str) -> TrainingRun:
+    if not isinstance(run_id, str) or not 0 < len(run_id) <= 200:  # the ledger's ids are shorter
+        raise ServiceError(f"training run ids are 1 to 200 characters, not {run_id!r}")
     run = s.get(TrainingRun, run_id)
     if run is None:
         raise ServiceError(f"training run {run_id!r} is not in the ledger")

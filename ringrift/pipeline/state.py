@@ -26,12 +26,13 @@ import redis
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ringrift.ai.selfplay import read_shard
+from ringrift.ai.selfplay import ShardError, read_shard
 from ringrift.errors import ServiceError
 from ringrift.game import RULES_VERSION, GameConfig
 from ringrift.infra.service import Service
 from ringrift.pipeline.gate import GateDecision, MatchScore, decide, opponent_kind
 from ringrift.pipeline.heartbeat import (
+    FAILED_RETRY_SECONDS,
     Dispatch,
     Member,
     beating,
@@ -39,9 +40,11 @@ from ringrift.pipeline.heartbeat import (
     forget_dispatch,
     is_lost,
     record_dispatch,
+    retry_delay,
     take_over,
 )
 from ringrift.pipeline.presets import Preset, preset
+from ringrift.pipeline.quarantine import BAD_FILE, confirmed, set_aside_artifact
 from ringrift.pipeline.repairs import MATCH_RESENT, SHARD_COLLECTED, STAGE_RESTARTED, count
 from ringrift.pipeline.sprt import sprt
 from ringrift.store import ingest_games
@@ -284,22 +287,24 @@ def release(r: redis.Redis, key: str) -> None:
     r.delete(CLAIM_PREFIX + key)
 
 
-FAILED_RETRY_SECONDS = 30  # a stage task that raised is started again after this long
-
-
 @contextmanager
 def running_stage(svc: Service, r: redis.Redis, key: str) -> Iterator[None]:
     """The body of a one-task stage (export, decide, verify): it beats under the stage's key,
     so a tick finds a worker killed mid-task as soon as the beat stops and starts the stage
-    again; when the body ends the stage's claim is released, and if it raised, the claim lapses
-    in ``FAILED_RETRY_SECONDS`` rather than the preset's ``claim_seconds``, so the next attempt
-    comes soon (a full disk that was emptied, a database that came back)."""
+    again. Its claim, sent for the preset's ``pickup_seconds``, lasts ``claim_seconds`` from
+    the moment the body begins; when the body ends the claim is released, and if it raised,
+    the claim lapses after ``retry_delay`` (the rule chunks and training segments follow)."""
+    config = key.split(":", 1)[0]
+    with svc.session() as s:
+        st = s.get(PipelineState, config)
+        seconds = preset(st.preset if st is not None else "default", config).claim_seconds
+    r.expire(CLAIM_PREFIX + key, seconds)  # begun: no longer waiting to be picked up
     beat = svc.settings.task_heartbeat_seconds
     with beating(r, key, beat, svc.settings.host, retry_failed_after=FAILED_RETRY_SECONDS):
         try:
             yield
-        except Exception:
-            r.expire(CLAIM_PREFIX + key, FAILED_RETRY_SECONDS)
+        except Exception as e:
+            r.expire(CLAIM_PREFIX + key, retry_delay(e))
             raise
     release(r, key)
 
@@ -339,16 +344,27 @@ def shard_game_rows(
     return rows
 
 
-def ingest_shard(svc: Service, s: Session, artifact: Artifact) -> int:
-    """Verify a shard (checksum, then replay of every game) and ingest its games once."""
+def ingest_shard(svc: Service, s: Session, artifact: Artifact, found_by: str) -> int | None:
+    """Verify a shard (checksum, then replay of every game) and ingest its games once; the
+    number of games new to the ledger.
+
+    A shard that proves bad (checksum, structure, another configuration's games, or no file)
+    is set aside with its reason and replaced from its source (``pipeline.quarantine``):
+    None, nothing ingested. ``found_by`` names the stage and host for that record."""
     if artifact.kind != "shard":
         raise ServiceError(f"artifact {artifact.id} is a {artifact.kind}, not a shard")
-    local = svc.cache.pull(artifact.id, artifact.path, artifact.sha256)
-    header, games = read_shard(local)
-    if artifact.config and header.config != artifact.config:
-        raise ServiceError(
-            f"shard {artifact.id} holds {header.config} games, recorded as {artifact.config}"
-        )
+    try:
+        local = svc.cache.pull(artifact.id, artifact.path, artifact.sha256)
+        header, games = read_shard(local)
+        if artifact.config and header.config != artifact.config:
+            raise ShardError(
+                f"shard {artifact.id} holds {header.config} games, recorded as {artifact.config}"
+            )
+    except BAD_FILE as e:
+        if not confirmed(svc.store, artifact.path, artifact.sha256, e):
+            raise  # the store's copy is sound: the transfer failed; a retry reads it again
+        set_aside_artifact(svc, s, artifact, e, found_by)
+        return None
     return ingest_games(s, shard_game_rows(artifact, games, header.generation, header.model_id))
 
 
@@ -384,19 +400,18 @@ def collect_shards(
 ) -> list[str]:
     """Ingest ``uncollected_shards`` (by default those older than two heartbeats: a chained
     collect that long overdue went with its worker); returns the shards collected. One that
-    cannot be read (corrupt, another rules version) is logged and left where it is, for a
-    person to look at."""
+    proves bad (corrupt, another rules version) is set aside and recorded by ``ingest_shard``
+    (``ringrift quarantine`` lists them) and is not among those returned."""
     if older_than_s is None:
         older_than_s = 2 * svc.settings.task_heartbeat_seconds
     collected = []
     for artifact in uncollected_shards(s, config, older_than_s):
-        try:
-            n = ingest_shard(svc, s, artifact)
-        except ValueError as e:
-            log.error("%s: shard %s cannot be collected: %s", config, artifact.id, e)
-            continue
-        log.info("%s: collected %d games from %s", config, n, artifact.id)
-        collected.append(artifact.id)
+        artifact_id = artifact.id
+        n = ingest_shard(svc, s, artifact, f"the tick's collect on {svc.settings.host}")
+        if n is None:
+            continue  # set aside: its games are played again
+        log.info("%s: collected %d games from %s", config, n, artifact_id)
+        collected.append(artifact_id)
     return collected
 
 
@@ -896,7 +911,10 @@ def reconcile(svc: Service, r: redis.Redis, config: str, limits: Limits | None =
     r.set(STAGE_STARTED + due.key, 1, ex=STAGE_STARTED_SECONDS)
     if room is not None and again.stage in MATCH_STAGES:
         again.detail["matches"] = again.detail["matches"][: max(1, room)]
-    return [replace(again, claim=token, claim_seconds=p.claim_seconds)]
+    # a one-task stage's claim lasts until its task begins (which extends it to the preset's
+    # claim_seconds): a task taken by a worker that died before starting it is sent again
+    seconds = p.pickup_seconds if single_task_id(again) is not None else p.claim_seconds
+    return [replace(again, claim=token, claim_seconds=seconds)]
 
 
 def finished_members(s: Session, stage: str, member_ids: list[str]) -> set[str]:

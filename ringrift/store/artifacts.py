@@ -239,6 +239,19 @@ class ArtifactStore:
         """Delete the file at the store path ``rel`` (gone already is fine)."""
         (self.root / relative_path(rel)).unlink(missing_ok=True)
 
+    def move_at(self, rel: str | os.PathLike[str], to: str | os.PathLike[str]) -> bool:
+        """Move the file at store path ``rel`` to store path ``to`` (one rename: readers see
+        it at one place or the other); False when there was no file to move."""
+        source, target = self.root / relative_path(rel), self.root / relative_path(to)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(source, target)
+        except FileNotFoundError:
+            return False
+        _fsync_dir(source.parent)
+        _fsync_dir(target.parent)
+        return True
+
     def _put(
         self, kind: str, chunks: Iterable[bytes], *, name: str | None, config: str | None
     ) -> ArtifactRef:
@@ -344,6 +357,8 @@ class Store(Protocol):
     def names_at(self, folder: str | os.PathLike[str]) -> list[str]: ...
 
     def remove_at(self, rel: str | os.PathLike[str]) -> None: ...
+
+    def move_at(self, rel: str | os.PathLike[str], to: str | os.PathLike[str]) -> bool: ...
 
     def chunks(self, rel: str | os.PathLike[str]) -> Iterator[bytes]: ...
 

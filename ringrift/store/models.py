@@ -100,6 +100,32 @@ class Artifact(Base):
     )
 
 
+class QuarantinedArtifact(Base):
+    """A file that failed its checksum or its structure check, moved aside out of the store's
+    artifact folders: what it was, where it went, why, and how it was replaced.
+
+    ``artifact_id`` is the artifact's id, or ``<run id>@<step>`` for a training checkpoint;
+    ``moved_to`` is None when there was no file left to move. ``outcome`` says what replaced it
+    (rebuilt from the ledger, played again by selfplay, trained again from an earlier
+    checkpoint) or why nothing could."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    artifact_id: Mapped[str] = mapped_column(ID)
+    kind: Mapped[str] = mapped_column(String(16))
+    config: Mapped[str | None] = mapped_column(CONFIG)
+    path: Mapped[str] = mapped_column(String(512))
+    moved_to: Mapped[str | None] = mapped_column(String(512))
+    sha256: Mapped[str | None] = mapped_column(String(64))  # the ledger's (None: unrecorded)
+    reason: Mapped[str] = mapped_column(Text)
+    found_by: Mapped[str] = mapped_column(String(128))  # the stage and host that found it
+    outcome: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (Index(None, "artifact_id"),)
+
+
 class TrainingRun(Base):
     """One training of a candidate, trained in segments (``segment`` counts the hand-offs)
     under a fenced lease; its checkpoints are listed in ``checkpoints``."""
@@ -327,6 +353,7 @@ __all__ = [
     "Game",
     "Model",
     "PipelineState",
+    "QuarantinedArtifact",
     "Rating",
     "RatingFit",
     "ScheduleChange",

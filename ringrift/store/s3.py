@@ -178,6 +178,21 @@ class S3ArtifactStore:
         """Delete the object at the store path ``rel`` (gone already is fine)."""
         self.client.delete_object(Bucket=self.bucket, Key=self.key_of(rel))
 
+    def move_at(self, rel: str | os.PathLike[str], to: str | os.PathLike[str]) -> bool:
+        """Copy the object at ``rel`` to ``to`` (its metadata with it), then delete the first;
+        False when there was no object to move."""
+        from botocore.exceptions import ClientError
+
+        source = {"Bucket": self.bucket, "Key": self.key_of(rel)}
+        try:
+            self.client.copy(source, self.bucket, self.key_of(to))
+        except ClientError as e:
+            if _missing(e):
+                return False
+            raise
+        self.client.delete_object(**source)
+        return True
+
     def _upload_verified(self, f: BinaryIO, key: str, digest: str, size: int) -> None:
         """Upload ``f`` under ``key`` with its sha256 in the metadata; if the bytes sent are not
         the ones hashed (the source changed meanwhile), take the object back and raise."""
@@ -242,7 +257,16 @@ class S3ArtifactStore:
         return h.hexdigest()
 
     def _object_chunks(self, key: str) -> Iterator[bytes]:
-        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        """The object's bytes; ``FileNotFoundError`` when there is no such object, as the
+        folder store raises."""
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except ClientError as e:
+            if _missing(e):
+                raise FileNotFoundError(f"s3://{self.bucket}/{key}: no such object") from None
+            raise
         try:
             yield from body.iter_chunks(CHUNK_SIZE)
         finally:

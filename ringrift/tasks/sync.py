@@ -17,6 +17,7 @@ from ringrift.celery import app
 from ringrift.errors import ServiceError
 from ringrift.infra.queues import live_workers
 from ringrift.infra.service import current, redis_client
+from ringrift.pipeline.quarantine import was_set_aside
 from ringrift.pipeline.state import check_config, check_generation, check_id, ingest_shard
 from ringrift.store.models import Artifact, Model
 
@@ -41,26 +42,34 @@ def collect(
             f"results must be the selfplay results ({{'artifact_id': ...}} each), got {results!r}"
         )
     svc = current()
-    ingested = 0
-    with svc.session() as s:
-        for res in results:
-            if res.get("stale") is True:  # played for an iteration that was already over
-                continue
+    ingested, set_aside = 0, []
+    for res in results:
+        if res.get("stale") is True:  # played for an iteration that was already over
+            continue
+        with svc.session() as s:  # one shard at a time: a set-aside shard stays recorded
             artifact = s.get(Artifact, res.get("artifact_id"))
+            if artifact is None and was_set_aside(s, res["artifact_id"]):
+                set_aside.append(res["artifact_id"])  # a redelivery, after a collect set it aside
+                continue
             if artifact is None:
                 raise ServiceError(f"shard {res.get('artifact_id')!r} is not in the ledger")
             if artifact.config != config:
                 raise ServiceError(
                     f"shard {artifact.id} holds {artifact.config} games, not {config}"
                 )
-            ingested += ingest_shard(svc, s, artifact)
+            artifact_id = artifact.id
+            n = ingest_shard(svc, s, artifact, f"collect on {svc.settings.host}")
+        if n is None:
+            set_aside.append(artifact_id)
+        else:
+            ingested += n
     log.info(
         "%s g%d: ingested %d new games from %d shards", config, generation, ingested, len(results)
     )
     from ringrift.tasks.pipeline import hand_on
 
     hand_on(config)
-    return {"ingested": ingested, "shards": len(results)}
+    return {"ingested": ingested, "shards": len(results), "set_aside": set_aside}
 
 
 CACHED_MODELS = "ringrift:cached-models:"  # + config: a hash, host -> JSON {model_id, at}

@@ -41,6 +41,7 @@ from ringrift.pipeline import runs
 from ringrift.pipeline.heartbeat import beating, holder
 from ringrift.pipeline.lease import Lease, LeaseLost
 from ringrift.pipeline.presets import Preset, preset
+from ringrift.pipeline.quarantine import usable_dataset
 from ringrift.pipeline.run_hooks import RunHooks
 from ringrift.pipeline.state import (
     FAILED_RETRY_SECONDS,
@@ -174,8 +175,14 @@ def _train(
         release(r, stage_key)
         log.info("%s: cancelled before segment %d started", run_id, segment)
         return {"run_id": run_id, "status": "cancelled"}
+    try:
+        dataset_path = usable_dataset(svc, dataset.id, f"train {run_id} on {svc.settings.host}")
+    except ValueError as e:  # set aside, and it could not be rebuilt: a person must look
+        with svc.session() as s:
+            runs.mark(s, run_id, lease.token, "failed", f"{type(e).__name__}: {e}")
+        release(r, stage_key)
+        raise
     with svc.session() as s:
-        dataset_path = svc.cache.pull(dataset.id, dataset.path, dataset.sha256)
         init_path = model_file(svc, s, init_model_id)[1] if init_model_id else None
     hooks = RunHooks(
         svc,

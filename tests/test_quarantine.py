@@ -1,0 +1,323 @@
+"""Corrupt, truncated, swapped and missing files: each is refused, moved aside with its reason
+recorded in the ledger, and replaced from its source where it has one (a SQLite ledger and a
+folder store in this process; the collect task's path through a real worker is in
+``test_faults``' loop and ``test_task_bad_input``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, func, select
+
+from ringrift.ai.dataset import DatasetError
+from ringrift.ai.selfplay import PlayedGame, read_shard
+from ringrift.errors import ServiceError
+from ringrift.game import GameConfig
+from ringrift.infra.service import Service
+from ringrift.pipeline.ledger_games import export_window
+from ringrift.pipeline.quarantine import (
+    FOLDER,
+    confirmed,
+    quarantine_rows,
+    scrub,
+    usable_dataset,
+    was_set_aside,
+)
+from ringrift.pipeline.state import (
+    collect_shards,
+    dataset_name,
+    enable_pipeline,
+    ingest_shard,
+    shard_name,
+)
+from ringrift.store import ArtifactCorrupt, record_artifact
+from ringrift.store.artifacts import sha256_file
+from ringrift.store.models import Artifact, Game, Model
+from ringrift.tasks.common import model_file
+from tests.celery_harness import run_cli
+from tests.ledger_harness import ledger_service
+from tests.pipeline_fixtures import play_shard, save_network
+
+CONFIG = "square8_2p"
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Iterator[Service]:
+    with ledger_service(tmp_path) as service:
+        with service.session() as s:
+            enable_pipeline(s, CONFIG, "tiny")
+        yield service
+
+
+def _store_shard(svc: Service, tmp: Path, batch: str, seeds: list[int], **kw: object) -> str:
+    name = shard_name(CONFIG, 0, batch, 0)
+    path = tmp / f"{name}.jsonl.gz"
+    play_shard(path, CONFIG, seeds, name, **kw)  # type: ignore[arg-type]
+    ref = svc.store.put_file("shard", path, name=name, config=CONFIG)
+    with svc.session() as s:
+        record_artifact(s, ref, CONFIG)
+    return name
+
+
+def _ingest(svc: Service, name: str) -> int | None:
+    with svc.session() as s:
+        artifact = s.get(Artifact, name)
+        assert artifact is not None
+        return ingest_shard(svc, s, artifact, "the test")
+
+
+def _flip(path: Path) -> bytes:
+    """Flip one byte in the middle of ``path``; returns the damaged contents."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def _only_row(svc: Service) -> dict[str, object]:
+    with svc.session() as s:
+        [row] = quarantine_rows(s)
+    return row
+
+
+def _games(svc: Service, shard: str | None = None) -> int:
+    q = select(func.count()).select_from(Game)
+    if shard is not None:
+        q = q.where(Game.shard_artifact_id == shard)
+    with svc.session() as s:
+        return int(s.scalar(q) or 0)
+
+
+def test_an_uncollected_shard_failing_its_checksum_is_moved_aside_and_its_games_played_again(
+    svc: Service, tmp_path: Path
+) -> None:
+    name = _store_shard(svc, tmp_path, "b1", [1, 2])
+    damaged = _flip(svc.store.root / "shard" / name)
+
+    assert _ingest(svc, name) is None
+    row = _only_row(svc)
+    assert row["artifact_id"] == name and row["kind"] == "shard" and row["config"] == CONFIG
+    assert "ArtifactCorrupt" in str(row["reason"]) and "expected sha256" in str(row["reason"])
+    assert row["found_by"] == "the test"
+    assert "selfplay plays them again" in str(row["outcome"])
+    moved = svc.store.root / str(row["moved_to"])
+    assert str(row["moved_to"]).startswith(f"{FOLDER}/shard/{name}.")
+    assert moved.read_bytes() == damaged  # kept as found, for a person to look at
+    assert not (svc.store.root / "shard" / name).exists()
+    with svc.session() as s:
+        assert s.get(Artifact, name) is None  # the scheduler counts its games as never played
+        assert was_set_aside(s, name)
+    assert _games(svc) == 0
+
+    # Selfplay replays the shard under its own name (a redelivery does): nothing collides.
+    again = _store_shard(svc, tmp_path, "b1", [1, 2])
+    assert _ingest(svc, again) == 2
+
+
+def test_a_shard_whose_games_do_not_replay_is_set_aside_though_its_checksum_holds(
+    svc: Service, tmp_path: Path
+) -> None:
+    def wrong_winner(games: list[PlayedGame]) -> None:
+        games[1].winner = 2 if games[1].winner != 2 else 1
+
+    name = _store_shard(svc, tmp_path, "b2", [3, 4], edit=wrong_winner)
+    assert _ingest(svc, name) is None
+    row = _only_row(svc)
+    assert "ShardError" in str(row["reason"]) and "line 3: winner" in str(row["reason"])
+    assert _games(svc) == 0
+
+
+def test_a_shard_of_another_configuration_is_set_aside(svc: Service, tmp_path: Path) -> None:
+    """A swapped file that carries its own right checksum: hex8 games recorded as square8's."""
+    name = shard_name(CONFIG, 0, "b3", 0)
+    path = tmp_path / "foreign.jsonl.gz"
+    play_shard(path, "hex8_2p", [5], name)
+    ref = svc.store.put_file("shard", path, name=name, config=CONFIG)
+    with svc.session() as s:
+        record_artifact(s, ref, CONFIG)
+    assert _ingest(svc, name) is None
+    assert "holds hex8_2p games, recorded as square8_2p" in str(_only_row(svc)["reason"])
+
+
+def test_a_missing_shard_is_recorded_with_nothing_to_move(svc: Service, tmp_path: Path) -> None:
+    name = _store_shard(svc, tmp_path, "b4", [6])
+    (svc.store.root / "shard" / name).unlink()
+    assert _ingest(svc, name) is None
+    row = _only_row(svc)
+    assert row["moved_to"] is None and "FileNotFoundError" in str(row["reason"])
+
+
+def test_a_collected_shard_found_corrupt_is_rebuilt_from_its_games_in_the_ledger(
+    svc: Service, tmp_path: Path
+) -> None:
+    name = _store_shard(svc, tmp_path, "b5", [7, 8])
+    original = (svc.store.root / "shard" / name).read_bytes()
+    assert _ingest(svc, name) == 2
+    (svc.store.root / "shard" / name).write_bytes(original[: len(original) // 2])  # truncated
+
+    assert _ingest(svc, name) == 0  # the worker's verified copy is read, not the store's
+
+    report = scrub(svc, "scrub by the test")  # reads the store itself
+    assert report["checked"] == 1 and [r["artifact_id"] for r in report["set_aside"]] == [name]
+    row = _only_row(svc)
+    assert row["found_by"] == "scrub by the test" and "ArtifactCorrupt" in str(row["reason"])
+    assert "rebuilt from 2 games in the ledger (sha256 checked)" in str(row["outcome"])
+    rebuilt = svc.store.root / "shard" / name
+    assert rebuilt.read_bytes() == original
+    header, games = read_shard(rebuilt)
+    assert header.games == 2 and [g["id"] for g in games] == [f"{name}-000", f"{name}-001"]
+    assert _games(svc, name) == 2  # the games were never touched
+
+
+def test_the_tick_sets_a_corrupt_shard_aside_and_collects_the_others(
+    svc: Service, tmp_path: Path
+) -> None:
+    bad = _store_shard(svc, tmp_path, "b6", [9])
+    good = _store_shard(svc, tmp_path, "b7", [10])
+    _flip(svc.store.root / "shard" / bad)
+    with svc.session() as s:
+        assert collect_shards(svc, s, CONFIG, older_than_s=0) == [good]
+    with svc.session() as s:  # a second tick finds nothing left to look at
+        assert collect_shards(svc, s, CONFIG, older_than_s=0) == []
+    assert _only_row(svc)["artifact_id"] == bad
+    assert _games(svc, good) == 1 and _games(svc, bad) == 0
+
+
+def test_a_checksum_error_the_store_does_not_confirm_is_a_transfer_to_retry(
+    svc: Service, tmp_path: Path
+) -> None:
+    name = _store_shard(svc, tmp_path, "b8", [11])
+    rel, sha = f"shard/{name}", sha256_file(svc.store.root / "shard" / name)
+    in_transit = ArtifactCorrupt(f"cache copy of {rel}", sha, "0" * 64)
+    assert not confirmed(svc.store, rel, sha, in_transit)
+    _flip(svc.store.root / rel)
+    assert confirmed(svc.store, rel, sha, in_transit)
+
+
+def _export(svc: Service, tmp: Path) -> tuple[str, bytes]:
+    """Generation 0's dataset of the games in the ledger, stored and recorded as export does."""
+    name = dataset_name(CONFIG, 0)
+    path = tmp / "dataset.npz"
+    with svc.session() as s:
+        export_window(s, GameConfig.parse(CONFIG), 0, 1000, path)
+        ref = svc.store.put_file("dataset", path, name=name, config=CONFIG)
+        record_artifact(s, ref, CONFIG)
+    return name, path.read_bytes()
+
+
+def test_a_corrupt_dataset_is_exported_again_from_the_same_games_byte_for_byte(
+    svc: Service, tmp_path: Path
+) -> None:
+    assert _ingest(svc, _store_shard(svc, tmp_path, "c1", [12, 13])) == 2
+    name, original = _export(svc, tmp_path)
+    # Games that came in after the export are not in its window: the rebuild leaves them out.
+    assert _ingest(svc, _store_shard(svc, tmp_path, "c2", [14])) == 1
+    _flip(svc.store.root / "dataset" / name)
+
+    path = usable_dataset(svc, name, "the test")
+    assert path.read_bytes() == original
+    assert (svc.store.root / "dataset" / name).read_bytes() == original
+    row = _only_row(svc)
+    assert row["kind"] == "dataset" and "ArtifactCorrupt" in str(row["reason"])
+    assert str(row["outcome"]).startswith("rebuilt from the window of up to")
+    assert str(row["outcome"]).endswith("in the ledger (sha256 checked)")
+
+
+def test_a_deleted_dataset_is_rebuilt_and_one_that_cannot_be_says_why(
+    svc: Service, tmp_path: Path
+) -> None:
+    assert _ingest(svc, _store_shard(svc, tmp_path, "c3", [15, 16])) == 2
+    name, original = _export(svc, tmp_path)
+    (svc.store.root / "dataset" / name).unlink()
+    assert usable_dataset(svc, name, "the test").read_bytes() == original
+
+    with svc.session() as s:  # one of its games is gone: the rebuild cannot match
+        s.execute(delete(Game).where(Game.id == f"{shard_name(CONFIG, 0, 'c3', 0)}-001"))
+    _flip(svc.store.root / "dataset" / name)
+    (svc.cache.root / "dataset" / name).unlink()  # a worker that has no copy of it yet
+    with pytest.raises(DatasetError, match=f"dataset {name} was set aside .* not rebuilt"):
+        usable_dataset(svc, name, "the test")
+    with svc.session() as s:
+        rows = quarantine_rows(s)
+    assert [r["kind"] for r in rows] == ["dataset", "dataset"]
+    assert str(rows[0]["outcome"]).startswith("not rebuilt: the window")
+    assert "FileNotFoundError" in str(rows[1]["reason"])
+
+
+def test_a_dataset_whose_arrays_disagree_is_refused_by_structure(
+    svc: Service, tmp_path: Path
+) -> None:
+    """A file with a right checksum but foreign contents (a shard stored as a dataset)."""
+    name = dataset_name(CONFIG, 0)
+    shard = tmp_path / "not-a-dataset"
+    play_shard(shard, CONFIG, [17], "x")
+    ref = svc.store.put_file("dataset", shard, name=name, config=CONFIG)
+    with svc.session() as s:
+        record_artifact(s, ref, CONFIG)
+    with pytest.raises(DatasetError, match="set aside .DatasetError: .*not a readable dataset"):
+        usable_dataset(svc, name, "the test")
+    row = _only_row(svc)
+    assert str(row["outcome"]).startswith("not rebuilt")
+    assert json.loads(json.dumps(row)) == row  # what ``ringrift quarantine --json`` prints
+
+
+def test_a_corrupt_model_is_set_aside_and_every_load_says_so(svc: Service, tmp_path: Path) -> None:
+    model_id = "model-square8_2p-g1"
+    weights = save_network(tmp_path / "weights.pt", "square8", "b2c16")
+    ref = svc.store.put_file("model", weights, name=model_id, config=CONFIG)
+    with svc.session() as s:
+        record_artifact(s, ref, CONFIG)
+        s.add(
+            Model(
+                id=model_id,
+                config=CONFIG,
+                generation=1,
+                architecture="b2c16",
+                encoder_version=1,
+                artifact_id=model_id,
+            )
+        )
+    _flip(svc.store.root / "model" / model_id)
+    errors = []
+    for _ in range(2):  # the first load sets it aside; the next finds it gone, and says why
+        with svc.session() as s, pytest.raises(ServiceError, match="were set aside") as e:
+            model_file(svc, s, model_id)
+        errors.append(str(e.value))
+    assert errors[0] == errors[1] and "(ArtifactCorrupt: artifact " in errors[0]
+    row = _only_row(svc)  # recorded once
+    assert row["kind"] == "model" and row["moved_to"]
+    assert str(row["outcome"]).startswith("not replaced: only training makes")
+
+
+def test_the_scrub_and_quarantine_commands_report_what_was_set_aside(
+    svc: Service, tmp_path: Path
+) -> None:
+    good = _store_shard(svc, tmp_path, "d1", [18])
+    bad = _store_shard(svc, tmp_path, "d2", [19])
+    _flip(svc.store.root / "shard" / bad)
+    env = {
+        **os.environ,
+        "RINGRIFT_DATA_DIR": str(tmp_path),
+        "RINGRIFT_DATABASE_URL": svc.settings.database_url,
+        "RINGRIFT_ARTIFACT_URL": str(svc.store.root),
+    }
+    scrubbed = run_cli(env, "scrub", "--json")
+    assert scrubbed.returncode == 1, scrubbed.stderr  # something failed its check
+    report = json.loads(scrubbed.stdout)
+    assert report["checked"] == 2 and [r["artifact_id"] for r in report["set_aside"]] == [bad]
+    again = run_cli(env, "scrub")
+    assert again.returncode == 0 and "1 artifacts checked, 0 set aside" in again.stdout
+    listed = run_cli(env, "quarantine", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [row] = json.loads(listed.stdout)
+    assert row["artifact_id"] == bad and row["found_by"].startswith("ringrift scrub on ")
+    table = run_cli(env, "quarantine", "--config", CONFIG)
+    assert bad in table.stdout and "selfplay" in table.stdout
+    refused = run_cli(env, "quarantine", "--config", "square9_2p")
+    assert refused.returncode != 0 and "square9_2p" in refused.stderr
+    with svc.session() as s:
+        assert s.get(Artifact, good) is not None
