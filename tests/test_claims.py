@@ -4,9 +4,14 @@ started again as soon as its heartbeat stops (a real Redis, real processes, a SQ
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -27,6 +32,7 @@ from ringrift.pipeline.repairs import STAGE_RESTARTED, repairs
 from ringrift.pipeline.state import (
     CLAIM_PREFIX,
     SEND_SECONDS,
+    Due,
     claim,
     confirm,
     drop,
@@ -35,6 +41,7 @@ from ringrift.pipeline.state import (
     running_stage,
     single_task_id,
 )
+from tests.celery_harness import REPO
 from tests.ledger_harness import ledger_service, redis_database
 from tests.test_heartbeat import (
     ALL_CHUNKS,
@@ -84,13 +91,19 @@ def test_a_claim_has_one_taker(r: redis.Redis) -> None:
     assert r.get(CLAIM_PREFIX + "square8_2p:0:export") == first.encode()
 
 
-def test_a_one_task_stage_whose_worker_was_killed_starts_again_when_its_beat_stops(
-    r: redis.Redis, svc: Service
-) -> None:
+def _decide_due(r: redis.Redis, svc: Service) -> Due:
+    """An evaluation with every chunk recorded: the gate's decision is due, and claimed."""
     candidate = _evaluating(svc)
     for opponent, first, _ in ALL_CHUNKS:
         _record_match(svc, candidate, opponent, first)
     [decide] = reconcile(svc, r, CONFIG)
+    return decide
+
+
+def test_a_one_task_stage_whose_worker_was_killed_starts_again_when_its_beat_stops(
+    r: redis.Redis, svc: Service
+) -> None:
+    decide = _decide_due(r, svc)
     assert decide.stage == "decide" and decide.claim is not None
     confirm(r, decide.key, decide.claim, decide.claim_seconds)  # sent
     task_id = single_task_id(decide)
@@ -111,10 +124,7 @@ def test_a_one_task_stage_whose_worker_was_killed_starts_again_when_its_beat_sto
 def test_a_one_task_stage_taken_by_a_worker_that_died_before_starting_it_is_sent_again(
     r: redis.Redis, svc: Service
 ) -> None:
-    candidate = _evaluating(svc)
-    for opponent, first, _ in ALL_CHUNKS:
-        _record_match(svc, candidate, opponent, first)
-    [decide] = reconcile(svc, r, CONFIG)
+    decide = _decide_due(r, svc)
     assert decide.stage == "decide" and decide.claim_seconds == preset("tiny").pickup_seconds
     confirm(r, decide.key, decide.claim, decide.claim_seconds)  # sent, not yet begun
     assert 0 < r.ttl(CLAIM_PREFIX + decide.key) <= 60
@@ -132,6 +142,48 @@ def test_a_one_task_stage_taken_by_a_worker_that_died_before_starting_it_is_sent
         assert 60 < r.ttl(CLAIM_PREFIX + again.key) <= preset("tiny").claim_seconds
         assert reconcile(svc, r, CONFIG) == []
     assert not r.exists(CLAIM_PREFIX + again.key)  # released when the body ends
+
+
+# Send a task to a queue and take it as a worker does (unacknowledged), then hold it until killed.
+_TAKE = """
+import os, sys, json
+os.environ["RINGRIFT_BROKER_URL"] = sys.argv[1]
+from ringrift.celery import app
+task, args = sys.argv[2], json.loads(sys.argv[3])
+app.send_task(task, args=args, queue="gpu0")
+with app.connection_for_read() as conn:
+    taken = conn.SimpleQueue("gpu0").get(timeout=10)
+    print("taken", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_chunk_taken_by_a_worker_that_died_before_it_began_is_sent_again(
+    r: redis.Redis, svc: Service
+) -> None:
+    _evaluating(svc)
+    [due] = reconcile(svc, r, CONFIG)
+    assert due.claim is not None
+    group = group_for(due)
+    record_dispatch(r, due.key, group, 600)
+    confirm(r, due.key, due.claim, due.claim_seconds)
+    stranded = group.members[0]
+    taker = subprocess.Popen(
+        [sys.executable, "-c", _TAKE, _url(r), stranded.task, json.dumps(stranded.args)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert taker.stdout is not None and taker.stdout.readline().strip() == "taken"
+    taker.send_signal(signal.SIGKILL)  # it dies before the task begins: no heartbeat, no ack
+    taker.wait()
+    assert reconcile(svc, r, CONFIG) == [], "taken under a heartbeat ago: it may be beginning"
+    quick = replace(svc, settings=replace(svc.settings, task_heartbeat_seconds=1))
+    time.sleep(1.2)
+    [resend] = reconcile(quick, r, CONFIG)
+    assert resend.stage == "resend" and [m.id for m in resend.detail["members"]] == [stranded.id]
+    assert reconcile(quick, r, CONFIG) == [], "sent again once"
 
 
 def test_one_retry_rule_for_every_stage_a_bad_input_waits_longer(r: redis.Redis) -> None:

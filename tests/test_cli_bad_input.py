@@ -29,7 +29,7 @@ from ringrift.store import make_engine, migrate, session_factory
 from ringrift.store.models import Artifact, PipelineState, QuarantinedArtifact, TrainingRun
 
 SETTINGS = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 

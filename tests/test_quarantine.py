@@ -63,6 +63,14 @@ def _store_shard(svc: Service, tmp: Path, batch: str, seeds: list[int], **kw: ob
     return name
 
 
+def _good_and_bad(svc: Service, tmp: Path, batch: str) -> tuple[str, str]:
+    """Two stored one-game shards, the second with a byte flipped."""
+    good = _store_shard(svc, tmp, f"{batch}g", [9])
+    bad = _store_shard(svc, tmp, f"{batch}b", [10])
+    _flip(svc.store.root / "shard" / bad)
+    return good, bad
+
+
 def _ingest(svc: Service, name: str) -> int | None:
     with svc.session() as s:
         artifact = s.get(Artifact, name)
@@ -176,9 +184,7 @@ def test_a_collected_shard_found_corrupt_is_rebuilt_from_its_games_in_the_ledger
 def test_the_tick_sets_a_corrupt_shard_aside_and_collects_the_others(
     svc: Service, tmp_path: Path
 ) -> None:
-    bad = _store_shard(svc, tmp_path, "b6", [9])
-    good = _store_shard(svc, tmp_path, "b7", [10])
-    _flip(svc.store.root / "shard" / bad)
+    good, bad = _good_and_bad(svc, tmp_path, "b6")
     with svc.session() as s:
         assert collect_shards(svc, s, CONFIG, older_than_s=0) == [good]
     with svc.session() as s:  # a second tick finds nothing left to look at
@@ -296,9 +302,7 @@ def test_a_corrupt_model_is_set_aside_and_every_load_says_so(svc: Service, tmp_p
 def test_the_scrub_and_quarantine_commands_report_what_was_set_aside(
     svc: Service, tmp_path: Path
 ) -> None:
-    good = _store_shard(svc, tmp_path, "d1", [18])
-    bad = _store_shard(svc, tmp_path, "d2", [19])
-    _flip(svc.store.root / "shard" / bad)
+    good, bad = _good_and_bad(svc, tmp_path, "d1")
     env = {
         **os.environ,
         "RINGRIFT_DATA_DIR": str(tmp_path),

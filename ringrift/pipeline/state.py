@@ -30,9 +30,11 @@ from ringrift.ai.selfplay import ShardError, read_shard
 from ringrift.errors import ServiceError
 from ringrift.game import RULES_VERSION, GameConfig
 from ringrift.infra.service import Service
+from ringrift.infra.unacked import taken_before
 from ringrift.pipeline.gate import GateDecision, MatchScore, decide, opponent_kind
 from ringrift.pipeline.heartbeat import (
     FAILED_RETRY_SECONDS,
+    STARTED,
     Dispatch,
     Member,
     beating,
@@ -985,6 +987,26 @@ def _lost_single(r: redis.Redis, due: Due) -> bool:
     return True
 
 
+NEVER_BEGUN = "ringrift:never-begun:"  # + member id: sent again once for that
+
+
+def _never_begun(
+    r: redis.Redis, members: list[Member], older_than: int, hold_for: int
+) -> list[Member]:
+    """The ``members`` whose message a worker took ``older_than`` seconds ago or more and
+    that never began (no start marker): that worker died first, and the broker would hand the
+    message back only after hours. Each is returned to one caller only (a marker held
+    ``hold_for`` seconds); the copy the broker hands back later finds its work done."""
+    taken = {(task, json.dumps(args)) for task, args in taken_before(r, older_than)}
+    out = []
+    for m in members:
+        if r.exists(STARTED + m.id) or (m.task, json.dumps(list(m.args))) not in taken:
+            continue
+        if r.set(NEVER_BEGUN + m.id, 1, nx=True, ex=hold_for):
+            out.append(m)
+    return out
+
+
 def _resend_lost(svc: Service, r: redis.Redis, due: Due, seconds: int) -> list[Due]:
     """The members of ``due``'s running group whose worker died, to be sent again now."""
     group = dispatched(r, due.key)
@@ -994,6 +1016,8 @@ def _resend_lost(svc: Service, r: redis.Redis, due: Due, seconds: int) -> list[D
         finished = _finished(s, group)
     lost = [m for m in group.members if is_lost(r, m.id) and m.id not in finished]
     lost = [m for m in lost if take_over(r, m.id)]
+    waiting = [m for m in group.members if m.id not in finished and m not in lost]
+    lost += _never_begun(r, waiting, svc.settings.task_heartbeat_seconds, seconds)
     if not lost:
         return []
     hold(r, due.key, seconds)  # the stage is at work again
