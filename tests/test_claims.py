@@ -23,6 +23,7 @@ from ringrift.pipeline.heartbeat import (
     BAD_INPUT_RETRY_SECONDS,
     FAILED_RETRY_SECONDS,
     STARTED,
+    Dispatch,
     beating,
     record_dispatch,
     retry_delay,
@@ -89,6 +90,18 @@ def test_a_claim_has_one_taker(r: redis.Redis) -> None:
     first = claim(r, "square8_2p:0:export", 60)
     assert first is not None and claim(r, "square8_2p:0:export", 60) is None
     assert r.get(CLAIM_PREFIX + "square8_2p:0:export") == first.encode()
+
+
+def _evaluation_sent(r: redis.Redis, svc: Service) -> Dispatch:
+    """An evaluation due, claimed and sent: its chunks recorded as dispatched, its claim
+    confirmed, as ``tasks.pipeline.start`` does."""
+    _evaluating(svc)
+    [due] = reconcile(svc, r, CONFIG)
+    assert due.claim is not None
+    group = group_for(due)
+    record_dispatch(r, due.key, group, 600)
+    confirm(r, due.key, due.claim, due.claim_seconds)
+    return group
 
 
 def _decide_due(r: redis.Redis, svc: Service) -> Due:
@@ -161,12 +174,7 @@ with app.connection_for_read() as conn:
 def test_a_chunk_taken_by_a_worker_that_died_before_it_began_is_sent_again(
     r: redis.Redis, svc: Service
 ) -> None:
-    _evaluating(svc)
-    [due] = reconcile(svc, r, CONFIG)
-    assert due.claim is not None
-    group = group_for(due)
-    record_dispatch(r, due.key, group, 600)
-    confirm(r, due.key, due.claim, due.claim_seconds)
+    group = _evaluation_sent(r, svc)
     stranded = group.members[0]
     taker = subprocess.Popen(
         [sys.executable, "-c", _TAKE, _url(r), stranded.task, json.dumps(stranded.args)],
@@ -202,12 +210,7 @@ def test_one_retry_rule_for_every_stage_a_bad_input_waits_longer(r: redis.Redis)
 def test_a_chunk_that_raised_is_sent_again_after_a_short_while(
     r: redis.Redis, svc: Service
 ) -> None:
-    _evaluating(svc)
-    [due] = reconcile(svc, r, CONFIG)
-    assert due.claim is not None
-    group = group_for(due)
-    record_dispatch(r, due.key, group, 600)  # as tasks.pipeline.start does before sending
-    confirm(r, due.key, due.claim, due.claim_seconds)
+    group = _evaluation_sent(r, svc)
     failed = group.members[0].id
     with pytest.raises(ConnectionError), beating(r, failed, 5, "here", retry_failed_after=1):
         raise ConnectionError("the database went away")  # the chunk's task raised

@@ -164,10 +164,13 @@ COUNTS = [
     (["bench", "strength"], "--games", 1, 1_000_000),
     (["bench", "strength"], "--sims", 1, 100_000),
     (["bench", "strength"], "--jobs", 1, 256),
-    (["loop"], "--generations", 1, 1_000_000),
-    (["loop"], "--workers", 1, 256),
     (["loop"], "--broker-port", 1, 65_535),
-    (["pipeline", "start", "square8_2p"], "--generations", 1, 1_000_000),
+]
+# the same, checked by the command itself with a message of its own (no upper bound: None)
+OWN_CHECKS = [
+    (["loop"], "--generations", 1, None, "--generations must be at least 1"),
+    (["loop"], "--workers", 1, 64, "--workers must be between 1 and 64"),
+    (["pipeline", "start", "square8_2p"], "--generations", 1, None, "generations must be a whole"),
 ]
 
 
@@ -181,6 +184,17 @@ def test_every_count_outside_its_range_is_refused(
         st.integers(max_value=least - 1) | st.integers(min_value=most + 1) | st.just("many")
     )
     refused(ledger, [*command, option, str(value)], f"Invalid value for '{option}'")
+
+
+@SETTINGS
+@given(case=st.sampled_from(OWN_CHECKS), data=st.data())
+def test_every_count_a_command_checks_itself_is_refused_with_its_reason(
+    ledger: str, case: tuple[list[str], str, int, int | None, str], data: st.DataObject
+) -> None:
+    command, option, least, most, message = case
+    below = st.integers(max_value=least - 1)
+    value = data.draw(below if most is None else below | st.integers(min_value=most + 1))
+    refused(ledger, [*command, option, str(value)], message)
 
 
 # (command, option, most): a number of seconds or minutes that is not finite, not above 0 or

@@ -425,7 +425,7 @@ def bench_strength(
 
 @cli.command("loop", help="run the training loop on this machine")
 @click.option("--config", default="square8_2p")
-@click.option("--generations", type=params.count(1_000_000), default=2)
+@click.option("--generations", type=int, default=2)
 @click.option(
     "--preset",
     default="tiny",
@@ -433,7 +433,7 @@ def bench_strength(
 )
 @click.option(
     "--workers",
-    type=params.WORKERS,
+    type=int,
     default=1,
     help="device workers (queues gpu0, gpu1, ...), one task at a time each: one per GPU, "
     "or one per core on a CPU",
@@ -706,7 +706,7 @@ def _pipeline(action: str, config: str, as_json: bool, **start: Any) -> int:
 @click.option("--preset", default="default", help="tiny, cpu or default")
 @click.option(
     "--generations",
-    type=params.count(1_000_000),
+    type=int,
     default=None,
     help="iterations to run (default: no end)",
 )
