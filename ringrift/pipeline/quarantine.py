@@ -125,8 +125,8 @@ def set_aside_artifact(
     rebuild leaves it in place; the caller commits the outcome."""
     if isinstance(error, FileNotFoundError):
         earlier = _latest_row(s, artifact.id, artifact.sha256)
-        if earlier is not None:  # already set aside, and not replaced: nothing new to record
-            return earlier
+        if earlier is not None and not earlier.outcome.startswith("rebuilt"):
+            return earlier  # already set aside, and not replaced: nothing new to record
     row = set_aside(
         svc,
         s,
