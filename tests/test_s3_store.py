@@ -156,6 +156,7 @@ def test_a_checkpoint_written_on_one_host_resumes_on_another(
 
     from ringrift.pipeline import runs
     from ringrift.pipeline.lease import Lease
+    from ringrift.pipeline.quarantine import quarantine_rows
     from ringrift.pipeline.run_hooks import RunHooks
     from ringrift.store import make_engine, migrate
     from ringrift.store.models import Artifact, PipelineState, TrainingRun
@@ -202,13 +203,20 @@ def test_a_checkpoint_written_on_one_host_resumes_on_another(
         assert fetched.read_bytes() == written.read_bytes()
         west_hooks.verify(fetched)  # the ledger's record agrees
 
-        # a copy damaged in the store is refused, never resumed from
+        # a copy damaged in the store is never resumed from: it is moved into the store's
+        # quarantine with its record, and the segment starts from the checkpoint before it
+        # (none here: from the start)
         fetched.unlink()
         key = store.key_of("runs/run-x/" + fetched.name)
         raw.put_object(Bucket=BUCKET, Key=key, Body=b"garbage", Metadata={"sha256": digest})
-        with pytest.raises(ArtifactCorrupt):
-            west_hooks.prepare()
-        assert not fetched.exists()
+        west_hooks.prepare()
+        assert not fetched.exists() and store.names_at("runs/run-x") == []
+        with west.session() as s:
+            [row] = quarantine_rows(s)
+            assert runs.newest_checkpoint(s, "run-x") is None
+        assert row["artifact_id"] == "run-x@5" and row["sha256"] == digest
+        assert "ArtifactCorrupt" in row["reason"]
+        assert b"".join(store.chunks(row["moved_to"])) == b"garbage"
 
         # the store keeps the newest copies only, as the working folder does
         west_hooks.keep_checkpoints = 2

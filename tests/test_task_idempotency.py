@@ -191,10 +191,10 @@ def test_selfplay_two_copies_at_once_leave_one_shard(pipe: Pipe, tmp_path: Path)
 def test_collect_delivered_twice(
     pipe: Pipe, shard: dict[str, Any], collected: dict[str, Any]
 ) -> None:
-    assert collected == {"ingested": GAMES, "shards": 1}
+    assert collected == {"ingested": GAMES, "shards": 1, "set_aside": []}
     before = pipe.snapshot()
     again = pipe.run(COLLECT, [shard], CONFIG, GEN, queue="gpu0")
-    assert again == {"ingested": 0, "shards": 1}
+    assert again == {"ingested": 0, "shards": 1, "set_aside": []}
     assert_unchanged(before, pipe.snapshot(), "a second collect delivery")
     assert pipe.count("games", "shard_artifact_id = :s", s=shard["artifact_id"]) == GAMES
     # Every game keeps the search that played it: settings, root values and simulations.

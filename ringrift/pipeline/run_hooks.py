@@ -65,7 +65,7 @@ class RunHooks:
             except (ArtifactCorrupt, FileNotFoundError) as e:
                 if not confirmed(self.svc.store, newest.path, newest.sha256, e):
                     raise
-                self.set_aside(cache.root / newest.path, newest.step, str(e))
+                self.set_aside(cache.root / newest.path, newest.step, f"{type(e).__name__}: {e}")
 
     def keep_claim(self) -> None:
         hold(redis_client(), self.stage_key, self.claim_seconds)

@@ -167,7 +167,12 @@ class S3ArtifactStore:
         )
         try:
             for page in pages:
-                names += [o["Key"].removeprefix(prefix) for o in page.get("Contents", [])]
+                # a store that keeps folders as objects lists the folder itself: no name
+                names += [
+                    name
+                    for o in page.get("Contents", [])
+                    if (name := o["Key"].removeprefix(prefix))
+                ]
         except ClientError as e:
             if _missing(e):
                 return []
