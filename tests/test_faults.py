@@ -25,6 +25,7 @@ IN_ORDER = [
     "kill-collect",
     "kill-export",
     "kill-train",
+    "corrupt-model",
     "kill-evaluate",
     "kill-decide",
     "kill-beat",

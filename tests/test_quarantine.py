@@ -5,19 +5,21 @@ folder store in this process; the collect task's path through a real worker is i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from ringrift.ai.dataset import DatasetError
 from ringrift.ai.selfplay import PlayedGame, read_shard
 from ringrift.errors import ServiceError
 from ringrift.game import GameConfig
 from ringrift.infra.service import Service
+from ringrift.pipeline import runs
 from ringrift.pipeline.ledger_games import export_window
 from ringrift.pipeline.quarantine import (
     FOLDER,
@@ -28,19 +30,24 @@ from ringrift.pipeline.quarantine import (
     was_set_aside,
 )
 from ringrift.pipeline.state import (
+    candidate_name,
     collect_shards,
     dataset_name,
     enable_pipeline,
     ingest_shard,
+    run_name,
     shard_name,
 )
 from ringrift.store import ArtifactCorrupt, record_artifact
 from ringrift.store.artifacts import sha256_file
-from ringrift.store.models import Artifact, Game, Model
+from ringrift.store.models import Artifact, Game, Model, TrainingRun
 from ringrift.tasks.common import model_file
 from tests.celery_harness import run_cli
 from tests.ledger_harness import ledger_service
 from tests.pipeline_fixtures import play_shard, save_network
+from training.checkpoint import checkpoint_path
+from training.config import TrainConfig
+from training.loop import train
 
 CONFIG = "square8_2p"
 
@@ -90,6 +97,10 @@ def _only_row(svc: Service) -> dict[str, object]:
     with svc.session() as s:
         [row] = quarantine_rows(s)
     return row
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _games(svc: Service, shard: str | None = None) -> int:
@@ -173,7 +184,7 @@ def test_a_collected_shard_found_corrupt_is_rebuilt_from_its_games_in_the_ledger
     assert report["checked"] == 1 and [r["artifact_id"] for r in report["set_aside"]] == [name]
     row = _only_row(svc)
     assert row["found_by"] == "scrub by the test" and "ArtifactCorrupt" in str(row["reason"])
-    assert "rebuilt from 2 games in the ledger (sha256 checked)" in str(row["outcome"])
+    assert "rebuilt from its 2 games in the ledger (sha256 checked)" in str(row["outcome"])
     rebuilt = svc.store.root / "shard" / name
     assert rebuilt.read_bytes() == original
     header, games = read_shard(rebuilt)
@@ -275,7 +286,9 @@ def test_a_dataset_whose_arrays_disagree_is_refused_by_structure(
     assert json.loads(json.dumps(row)) == row  # what ``ringrift quarantine --json`` prints
 
 
-def test_a_corrupt_model_is_set_aside_and_every_load_says_so(svc: Service, tmp_path: Path) -> None:
+def test_a_corrupt_model_with_no_run_to_rebuild_it_is_set_aside_and_every_load_says_so(
+    svc: Service, tmp_path: Path
+) -> None:
     model_id = "model-square8_2p-g1"
     weights = save_network(tmp_path / "weights.pt", "square8", "b2c16")
     ref = svc.store.put_file("model", weights, name=model_id, config=CONFIG)
@@ -300,7 +313,131 @@ def test_a_corrupt_model_is_set_aside_and_every_load_says_so(svc: Service, tmp_p
     assert errors[0] == errors[1] and "(ArtifactCorrupt: artifact " in errors[0]
     row = _only_row(svc)  # recorded once
     assert row["kind"] == "model" and row["moved_to"]
-    assert str(row["outcome"]).startswith("not replaced: only training makes")
+    assert str(row["outcome"]).startswith(
+        f"not replaced: no training run is recorded for {model_id}; the model cannot be played"
+    )
+
+
+def _trained_model(svc: Service, tmp: Path) -> tuple[str, str, bytes]:
+    """A model trained from a recorded dataset as the training task trains one (its
+    checkpoints recorded in the ledger, the task's metadata), its run marked done; the
+    model's id, its run's and its bytes."""
+    assert _ingest(svc, _store_shard(svc, tmp, "m1", [20, 21])) == 2
+    dataset, _ = _export(svc, tmp)
+    run_id, model_id = run_name(CONFIG, 0), candidate_name(CONFIG, 0)
+    config = TrainConfig.tiny().replace(
+        arch="b2c16", steps=8, batch_size=16, checkpoint_every=4, ema_decay=0.9,
+        validation_every=4,
+    )  # fmt: skip
+    with svc.session() as s:
+        s.add(
+            TrainingRun(
+                id=run_id,
+                config=CONFIG,
+                generation=0,
+                dataset_artifact_id=dataset,
+                total_steps=config.steps,
+                lease_token=1,
+                status="running",
+            )
+        )
+    folder = svc.working_dir("runs", run_id)
+
+    def on_checkpoint(step: int, sha256: str, size: int) -> None:
+        with svc.session() as s:
+            path = f"runs/{run_id}/{checkpoint_path(folder, step).name}"
+            runs.record_checkpoint(s, run_id, 1, step, path, sha256, size)
+
+    out = tmp / "model.pt"
+    result = train(
+        config,
+        svc.store.root / "dataset" / dataset,
+        out,
+        board="square8",
+        checkpoint_dir=folder,
+        generation=1,
+        meta={"config": CONFIG, "run_id": run_id},
+        on_checkpoint=on_checkpoint,
+    )
+    ref = svc.store.put_file("model", out, name=model_id, config=CONFIG)
+    with svc.session() as s:
+        record_artifact(s, ref, CONFIG)
+        s.add(
+            Model(
+                id=model_id,
+                config=CONFIG,
+                generation=1,
+                architecture="b2c16",
+                encoder_version=1,
+                training_run_id=run_id,
+                artifact_id=model_id,
+                status="candidate",
+            )
+        )
+        s.flush()
+        assert runs.finish(s, run_id, 1, model_id, result.steps, 0.0)
+    return model_id, run_id, out.read_bytes()
+
+
+def test_a_corrupt_model_is_written_again_from_its_runs_final_checkpoint_byte_for_byte(
+    svc: Service, tmp_path: Path
+) -> None:
+    model_id, run_id, original = _trained_model(svc, tmp_path)
+    stored = svc.store.root / "model" / model_id
+    _flip(stored)
+    with svc.session() as s:
+        _, path = model_file(svc, s, model_id)
+    assert path.read_bytes() == original and stored.read_bytes() == original
+    row = _only_row(svc)
+    assert row["kind"] == "model" and "ArtifactCorrupt" in str(row["reason"])
+    assert row["outcome"] == f"rebuilt from {run_id}'s final checkpoint (step 8) (sha256 checked)"
+
+    # Its dataset lost too: that is exported again first, then the model written again.
+    stored.unlink()
+    (svc.cache.root / "model" / model_id).unlink(missing_ok=True)
+    for root in (svc.store.root, svc.cache.root):  # a worker new to it
+        (root / "dataset" / dataset_name(CONFIG, 0)).unlink(missing_ok=True)
+    with svc.session() as s:
+        assert model_file(svc, s, model_id)[1].read_bytes() == original
+    with svc.session() as s:
+        outcomes = [(r["kind"], str(r["outcome"])[:12]) for r in quarantine_rows(s)]
+    assert outcomes == [  # newest first: the dataset was found missing while the model was
+        ("dataset", "rebuilt from"),
+        ("model", "rebuilt from"),
+        ("model", "rebuilt from"),
+    ]
+
+
+def test_a_model_whose_final_checkpoint_is_gone_is_not_passed_off_as_rebuilt(
+    svc: Service, tmp_path: Path
+) -> None:
+    model_id, run_id, _ = _trained_model(svc, tmp_path)
+    with svc.session() as s:  # the final checkpoint's record lost: nothing to resume from
+        newest = runs.newest_checkpoint(s, run_id)
+        assert newest is not None and newest.step == 8
+        s.delete(newest)
+    _flip(svc.store.root / "model" / model_id)
+    with svc.session() as s, pytest.raises(ServiceError, match="were set aside") as e:
+        model_file(svc, s, model_id)
+    assert f"not replaced: {run_id}: its final checkpoint (step 8) is not recorded" in str(e.value)
+
+
+def test_a_rebuilt_model_of_other_bytes_is_refused_by_its_recorded_sha256(
+    svc: Service, tmp_path: Path
+) -> None:
+    """As a host whose arithmetic differs from the trainer's would write it: the ledger
+    recorded other bytes than the final checkpoint gives (a swapped file's sha256 here)."""
+    model_id, run_id, original = _trained_model(svc, tmp_path)
+    swapped = "ab" * 32
+    with svc.session() as s:
+        s.execute(update(Artifact).where(Artifact.id == model_id).values(sha256=swapped))
+    with svc.session() as s, pytest.raises(ServiceError, match="were set aside") as e:
+        model_file(svc, s, model_id)
+    assert (
+        f"not rebuilt: {run_id}'s final checkpoint (step 8) gave sha256 "
+        f"{sha256_bytes(original)}, not the recorded {swapped}; the model cannot be played"
+    ) in str(e.value)
+    assert not (svc.store.root / "model" / model_id).exists()  # the original is set aside
 
 
 def test_the_scrub_and_quarantine_commands_report_what_was_set_aside(

@@ -253,6 +253,7 @@ def train(
     start_step = 0
     stopper = EarlyStopping(config.early_stop_patience)
     stopped_early = False
+    last: dict[str, float] = {}  # the latest report's losses
     if ckpt is not None:
         model.load_state_dict(ckpt.model_state)
         optimizer.load_state_dict(ckpt.optimizer_state)
@@ -265,6 +266,8 @@ def train(
         stopper.best = ckpt.scheduler_state.get("best_val_loss")
         stopper.bad_checks = int(ckpt.scheduler_state.get("bad_checks", 0))
         stopped_early = bool(ckpt.scheduler_state.get("stopped_early", False))
+        saved = ckpt.scheduler_state.get("last_losses")
+        last = {str(k): float(v) for k, v in saved.items()} if isinstance(saved, dict) else {}
         log.info("resuming from %s at step %d of %d", ckpt.path, start_step, config.steps)
         if stopped_early:
             log.info("%s: the run stopped early at step %d; training no more", ckpt.path, ckpt.step)
@@ -286,7 +289,6 @@ def train(
     window = torch.zeros(3, device=device)  # summed (total, policy, value) since last report
     window_steps = 0
     window_started = loop_started
-    last: dict[str, float] = {}
     end_step = start_step
     stopped: str | None = None
 
@@ -341,6 +343,7 @@ def train(
                 "best_val_loss": stopper.best,
                 "bad_checks": stopper.bad_checks,
                 "stopped_early": stopped_early,
+                "last_losses": dict(last),  # the final model's metadata carries them
             },
             capture_rng_states(),
             config,

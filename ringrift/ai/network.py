@@ -29,6 +29,7 @@ meaning, and a model trained under other rules (``ringrift.game.rules_version``)
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -202,6 +203,9 @@ def save_model(
 ) -> None:
     """Write ``{"state_dict", "meta"}`` atomically (temporary file, then ``os.replace``).
 
+    The same weights and metadata always give the same bytes (so a model file lost from the
+    store can be written again from its final checkpoint and checked against its sha256).
+
     ``meta`` may add keys (config name, generation, ...: plain str/int/float/bool/None values,
     lists and dicts of them, so that ``weights_only`` loading reads them); the contract keys
     are taken from the model, and a ``meta`` that states one differently is refused.
@@ -215,9 +219,13 @@ def save_model(
                 f"save_model {path}: meta says {key}={extra[key]!r} but the model has "
                 f"{contract[key]!r}"
             )
+    try:  # fresh objects in a fixed shape: pickle's output depends on which are shared
+        canonical = json.loads(json.dumps({**extra, **contract}))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"save_model {path}: meta must be plain JSON values ({e})") from None
     payload = {
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "meta": {**extra, **contract},
+        "meta": canonical,
     }
     with atomic_file(path) as f:
         torch.save(payload, f)

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ringrift.infra.service import Service
+from ringrift.pipeline.quarantine import store_digest
 from ringrift.pipeline.state import is_done, uncollected_shards
 from ringrift.store import ArtifactStore
 from ringrift.store.models import Artifact, EvaluationMatch, Game, Model, PipelineState, Rating
@@ -113,10 +114,9 @@ def _strays(svc: Service, s: Session) -> list[str]:
 
 
 def _corrupt(svc: Service, s: Session) -> int:
-    bad = 0
-    for artifact in s.scalars(select(Artifact)):
-        try:
-            svc.cache.pull(artifact.id, artifact.path, artifact.sha256)
-        except Exception:  # noqa: BLE001 - missing or changed: either way it is lost
-            bad += 1
-    return bad
+    """Recorded artifacts whose file in the store is missing or changed (read from the store
+    itself: a verified cached copy would hide a damaged original)."""
+    return sum(
+        store_digest(svc.store, artifact.path) != artifact.sha256
+        for artifact in s.scalars(select(Artifact))
+    )

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ringrift.chaos.cluster import QUEUES, Cluster, wait_until
+from ringrift.store import ArtifactStore
 
 # the task each stage runs (decide: the gate's promote_model; promote: the new best's check,
 # verify_promotion; broadcast: the new best sent to every worker)
@@ -205,6 +206,62 @@ def fill_disk(c: Cluster, deadline: float) -> Strike:
     return Strike(said > 0, f"disk full for {DISK_FULL_SECONDS:g} s; {said} 'No space left' errors")
 
 
+NOT_REBUILT = "models set aside and not written again"
+
+
+def corrupt_model(c: Cluster, deadline: float) -> Strike:
+    """A byte of a newly trained candidate flipped in the store as soon as it is recorded
+    (and this machine's cached copy gone, as on a worker new to it): the first task to load
+    it must set it aside and write it again from its run's final checkpoint, byte for byte,
+    or the loop cannot evaluate it."""
+    from sqlalchemy import select
+
+    from ringrift.store.models import Artifact, Model
+
+    svc = c.service()
+
+    def models() -> set[str]:
+        with svc.session() as s:
+            return set(s.scalars(select(Model.id)))
+
+    known = models()
+    while time.monotonic() < deadline and not c.finished.is_set():
+        new = sorted(models() - known)
+        if new:
+            break
+        time.sleep(0.05)
+    else:
+        return Strike(False, "no candidate was trained")
+    with svc.session() as s:
+        model = s.get(Model, new[0])
+        artifact = s.get(Artifact, model.artifact_id) if model is not None else None
+        if artifact is None:
+            return Strike(False, f"{new[0]} has no weights recorded")
+        model_id, artifact_id, rel = new[0], artifact.id, artifact.path
+    stored = svc.store.root / rel if isinstance(svc.store, ArtifactStore) else None
+    if stored is None:
+        return Strike(False, "the store is not a folder on this machine")
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    (svc.cache.root / rel).unlink(missing_ok=True)
+
+    def check(c: Cluster) -> dict[str, int]:
+        from ringrift.store.models import QuarantinedArtifact
+
+        with c.service().session() as s:
+            outcomes = list(
+                s.scalars(
+                    select(QuarantinedArtifact.outcome).where(
+                        QuarantinedArtifact.artifact_id == artifact_id
+                    )
+                )
+            )
+        return {NOT_REBUILT: int(not any(o.startswith("rebuilt") for o in outcomes))}
+
+    return Strike(True, f"flipped a byte of {model_id}'s weights in the store", check)
+
+
 FAULTS: dict[str, Fault] = {
     **{f"kill-{stage}": kill_worker_in(stage) for stage in STAGE_TASKS},
     "kill-train": kill_mid_training,
@@ -213,6 +270,7 @@ FAULTS: dict[str, Fault] = {
     "broker-away": broker_away,
     "postgres-restart": restart_postgres,
     "disk-full": fill_disk,
+    "corrupt-model": corrupt_model,
 }
 DESCRIPTIONS = {
     **{f"kill-{stage}": f"kill -9 of the worker running {stage}" for stage in STAGE_TASKS},
@@ -222,6 +280,7 @@ DESCRIPTIONS = {
     "broker-away": f"broker unreachable {OUTAGE_SECONDS:g} s",
     "postgres-restart": f"PostgreSQL down {DATABASE_DOWN_SECONDS:g} s",
     "disk-full": f"data dir's disk full {DISK_FULL_SECONDS:g} s",
+    "corrupt-model": "a new candidate's weights corrupted in the store",
 }
 # what a fault needs of the run: a PostgreSQL ledger, a data dir of its own small disk
 NEEDS_POSTGRES = {"postgres-restart"}

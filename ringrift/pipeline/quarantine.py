@@ -15,8 +15,13 @@ it and what replaced it. Where it came from decides what replaces it:
   the recorded sha256 too;
 - a training checkpoint: the run resumes from the checkpoint before it and trains that
   interval again (``RunHooks``);
-- a model: nothing; only training makes weights. The row says so, and every task that needs
+- a model: written again from its training run's final checkpoint (``pipeline.model_rebuild``)
+  and kept only if it hashes to the recorded sha256; where that cannot be done (the
+  checkpoint is gone, another device's arithmetic) the row says so, and every task that needs
   the model fails with that message until a person restores the file.
+
+``verified`` is the one way a task reads an artifact: pull, check, and on a bad file set it
+aside, replace it, and check the replacement.
 
 A checksum mismatch is read twice before anything moves, straight from the store the second
 time: a transfer that went wrong once is an error to retry, not a corrupt file.
@@ -30,7 +35,7 @@ import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -42,7 +47,7 @@ from ringrift.game import GameConfig
 from ringrift.infra.service import Service
 from ringrift.pipeline.ledger_games import export_window
 from ringrift.store.artifacts import ArtifactCorrupt, Store, relative_path, sha256_file
-from ringrift.store.models import Artifact, Game, QuarantinedArtifact, utcnow
+from ringrift.store.models import Artifact, Game, Model, QuarantinedArtifact, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,21 @@ FOLDER = "quarantine"
 # What says a file is bad, as opposed to a store or network that failed to deliver it:
 # a checksum that does not match, a structure that does not hold, or no file at all.
 BAD_FILE = (ArtifactCorrupt, ShardError, DatasetError, FileNotFoundError)
+NOT_REPLACED = (
+    "the model cannot be played until the file is restored (from the quarantine folder or a "
+    "backup) or another model is promoted"
+)
+
+T = TypeVar("T")
+
+
+class SetAside(ServiceError):
+    """An artifact proved bad, was set aside, and could not be replaced: ``reason`` says what
+    was wrong with it, ``outcome`` why nothing replaced it."""
+
+    def __init__(self, artifact_id: str, kind: str, reason: str, outcome: str) -> None:
+        super().__init__(f"{kind} {artifact_id} was set aside ({reason}); {outcome}")
+        self.artifact_id, self.kind, self.reason, self.outcome = artifact_id, kind, reason, outcome
 
 
 def store_digest(store: Store, rel: str) -> str | None:
@@ -137,13 +157,7 @@ def set_aside_artifact(
         sha256=artifact.sha256,
         reason=f"{type(error).__name__}: {error}",
         found_by=found_by,
-        outcome=(
-            "being replaced from its source"
-            if artifact.kind in ("shard", "dataset")
-            else "not replaced: only training makes a model's weights; the model cannot be "
-            "played until the file is restored (from the quarantine folder or a backup) or "
-            "another model is promoted"
-        ),
+        outcome="being replaced from its source",
     )
     row_id, kind, artifact_id = row.id, artifact.kind, artifact.id
     s.commit()
@@ -151,8 +165,10 @@ def set_aside_artifact(
         outcome = _replace_shard(svc, s, artifact)
     elif kind == "dataset":
         outcome = _replace_dataset(svc, s, artifact)
+    elif kind == "model":
+        outcome = _replace_model(svc, s, artifact, found_by)
     else:
-        return row
+        outcome = "not replaced: nothing records how to make it again"
     row = s.get(QuarantinedArtifact, row_id) or row  # an export streams and lets rows go
     row.outcome = outcome
     s.flush()
@@ -174,7 +190,10 @@ def _replace_shard(svc: Service, s: Session, artifact: Artifact) -> str:
     header = ShardHeader(str(artifact.config), first.generation, first.model_id, len(games))
     rows = [_shard_json(g) for g in games]
     return _restore(
-        svc, artifact, lambda path: write_shard_json(path, header, rows), f"{len(games)} games"
+        svc,
+        artifact,
+        lambda path: write_shard_json(path, header, rows),
+        f"its {len(games)} games in the ledger",
     )
 
 
@@ -198,10 +217,14 @@ def _shard_json(g: Game) -> dict[str, Any]:
 
 def _replace_dataset(svc: Service, s: Session, artifact: Artifact) -> str:
     from ringrift.pipeline.presets import preset
+    from ringrift.pipeline.state import dataset_generation
     from ringrift.store.models import PipelineState
 
     config = str(artifact.config)
-    generation = int(artifact.id.rsplit("-g", 1)[1])
+    try:
+        generation = dataset_generation(artifact.id)
+    except ValueError as e:
+        return f"not rebuilt: {e}"
     st = s.get(PipelineState, config)
     window = preset(st.preset if st is not None else "default", config).window_games
     cfg = GameConfig.parse(config)
@@ -210,8 +233,28 @@ def _replace_dataset(svc: Service, s: Session, artifact: Artifact) -> str:
         svc,
         artifact,
         lambda path: export_window(s, cfg, generation, window, path, before),
-        f"the window of up to {window} games of generation {generation} or earlier",
+        f"the window of up to {window} games of generation {generation} or earlier in the ledger",
     )
+
+
+def _replace_model(svc: Service, s: Session, artifact: Artifact, found_by: str) -> str:
+    from ringrift.pipeline.model_rebuild import final_checkpoint_of, write_model_again
+
+    model = s.scalars(select(Model).where(Model.artifact_id == artifact.id)).first()
+    if model is None:
+        return f"not replaced: no model is recorded with these weights; {NOT_REPLACED}"
+    try:
+        run, _path, _sha, step = final_checkpoint_of(s, model)
+        dataset = usable_dataset(svc, run.dataset_artifact_id, found_by)
+    except ValueError as e:
+        return f"not replaced: {e}; {NOT_REPLACED}"
+    outcome = _restore(
+        svc,
+        artifact,
+        lambda path: write_model_again(svc, s, model, dataset, path),
+        f"{run.id}'s final checkpoint (step {step})",
+    )
+    return outcome if outcome.startswith("rebuilt") else f"{outcome}; {NOT_REPLACED}"
 
 
 def _restore(svc: Service, artifact: Artifact, write: Callable[[Path], object], source: str) -> str:
@@ -222,15 +265,38 @@ def _restore(svc: Service, artifact: Artifact, write: Callable[[Path], object], 
         try:
             write(path)
         except ValueError as e:  # nothing to build it from (no games left, say)
-            return f"not rebuilt: {source} in the ledger give no file ({e})"
+            return f"not rebuilt: {source} gave no file ({e})"
         digest = sha256_file(path)
         if digest != artifact.sha256:
-            return (
-                f"not rebuilt: {source} in the ledger give sha256 {digest}, not the recorded "
-                f"{artifact.sha256}"
-            )
+            return f"not rebuilt: {source} gave sha256 {digest}, not the recorded {artifact.sha256}"
         svc.store.put_file(artifact.kind, path, name=artifact.id, config=artifact.config)
-    return f"rebuilt from {source} in the ledger (sha256 checked)"
+    return f"rebuilt from {source} (sha256 checked)"
+
+
+def verified(
+    svc: Service, s: Session, artifact: Artifact, found_by: str, read: Callable[[Path], T]
+) -> T:
+    """``read`` of a verified local copy of ``artifact``: its checksum holds, and ``read``
+    (a structure check) returns rather than raise one of ``BAD_FILE``.
+
+    A file that proves bad is set aside and replaced from its source (``set_aside_artifact``;
+    ``s`` is committed with the record), and the replacement is read the same way;
+    ``SetAside`` when nothing replaced it. A checksum error that a second read from the store
+    does not confirm is raised as it is: the transfer failed; a retry reads the file again."""
+    # plain values: a rebuild may let the session's objects go (an export streams its games)
+    artifact_id, kind, path, sha256 = artifact.id, artifact.kind, artifact.path, artifact.sha256
+    for attempt in (1, 2):
+        try:
+            return read(svc.cache.pull(artifact_id, path, sha256))
+        except BAD_FILE as e:
+            if attempt == 2 or not confirmed(svc.store, path, sha256, e):
+                raise
+            row = set_aside_artifact(svc, s, artifact, e, found_by)
+            reason, outcome = row.reason, row.outcome
+            s.commit()  # the outcome stays recorded whatever the caller does next
+            if not outcome.startswith("rebuilt"):
+                raise SetAside(artifact_id, kind, reason, outcome) from None
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 def usable_dataset(svc: Service, artifact_id: str, found_by: str) -> Path:
@@ -241,24 +307,20 @@ def usable_dataset(svc: Service, artifact_id: str, found_by: str) -> Path:
     from ringrift.ai.dataset import load_dataset
     from ringrift.ai.encoding import ENCODER_VERSION
 
-    for attempt in (1, 2):
-        with svc.session() as s:
-            artifact = s.get(Artifact, artifact_id)
-            if artifact is None:
-                raise ServiceError(f"dataset {artifact_id} is not in the ledger")
-            try:
-                path = svc.cache.pull(artifact.id, artifact.path, artifact.sha256)
-                board = GameConfig.parse(str(artifact.config)).board
-                load_dataset(path, expect_encoder_version=ENCODER_VERSION, expect_board=board)
-                return path
-            except BAD_FILE as e:
-                if attempt == 2 or not confirmed(svc.store, artifact.path, artifact.sha256, e):
-                    raise
-                row = set_aside_artifact(svc, s, artifact, e, found_by)
-                outcome, reason = row.outcome, row.reason
-        if not outcome.startswith("rebuilt"):
-            raise DatasetError(f"dataset {artifact_id} was set aside ({reason}) and {outcome}")
-    raise AssertionError("unreachable: the second attempt returns or raises")
+    with svc.session() as s:
+        artifact = s.get(Artifact, artifact_id)
+        if artifact is None:
+            raise ServiceError(f"dataset {artifact_id} is not in the ledger")
+        board = GameConfig.parse(str(artifact.config)).board
+
+        def read(path: Path) -> Path:
+            load_dataset(path, expect_encoder_version=ENCODER_VERSION, expect_board=board)
+            return path
+
+        try:
+            return verified(svc, s, artifact, found_by, read)
+        except SetAside as e:
+            raise DatasetError(str(e)) from None
 
 
 def scrub(svc: Service, found_by: str) -> dict[str, Any]:

@@ -20,13 +20,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import redis
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ringrift.ai.selfplay import ShardError, read_shard
+from ringrift.ai.selfplay import ShardError, ShardHeader, read_shard
 from ringrift.errors import ServiceError
 from ringrift.game import RULES_VERSION, GameConfig
 from ringrift.infra.service import Service
@@ -46,7 +47,7 @@ from ringrift.pipeline.heartbeat import (
     take_over,
 )
 from ringrift.pipeline.presets import Preset, preset
-from ringrift.pipeline.quarantine import BAD_FILE, confirmed, set_aside_artifact
+from ringrift.pipeline.quarantine import SetAside, verified
 from ringrift.pipeline.repairs import MATCH_RESENT, SHARD_COLLECTED, STAGE_RESTARTED, count
 from ringrift.pipeline.sprt import sprt
 from ringrift.store import ingest_games
@@ -80,6 +81,14 @@ def shard_name(config: str, generation: int, batch: str, index: int) -> str:
 
 def dataset_name(config: str, generation: int) -> str:
     return f"dataset-{config}-g{generation}"
+
+
+def dataset_generation(artifact_id: str) -> int:
+    """The generation in a ``dataset_name``; ``ValueError`` for an id not of that form."""
+    head, sep, generation = artifact_id.rpartition("-g")
+    if not (head.startswith("dataset-") and sep and generation.isascii() and generation.isdigit()):
+        raise ValueError(f"{artifact_id!r} is not a dataset name (dataset-<config>-g<N>)")
+    return int(generation)
 
 
 def run_name(config: str, generation: int) -> str:
@@ -355,18 +364,20 @@ def ingest_shard(svc: Service, s: Session, artifact: Artifact, found_by: str) ->
     None, nothing ingested. ``found_by`` names the stage and host for that record."""
     if artifact.kind != "shard":
         raise ServiceError(f"artifact {artifact.id} is a {artifact.kind}, not a shard")
-    try:
-        local = svc.cache.pull(artifact.id, artifact.path, artifact.sha256)
-        header, games = read_shard(local)
-        if artifact.config and header.config != artifact.config:
+    artifact_id, recorded = artifact.id, artifact.config
+
+    def read(path: Path) -> tuple[ShardHeader, list[dict[str, Any]]]:
+        header, games = read_shard(path)
+        if recorded and header.config != recorded:
             raise ShardError(
-                f"shard {artifact.id} holds {header.config} games, recorded as {artifact.config}"
+                f"shard {artifact_id} holds {header.config} games, recorded as {recorded}"
             )
-    except BAD_FILE as e:
-        if not confirmed(svc.store, artifact.path, artifact.sha256, e):
-            raise  # the store's copy is sound: the transfer failed; a retry reads it again
-        set_aside_artifact(svc, s, artifact, e, found_by)
-        return None
+        return header, games
+
+    try:
+        header, games = verified(svc, s, artifact, found_by, read)
+    except SetAside:
+        return None  # dropped (its games are played again), or rebuilt and still unusable
     return ingest_games(s, shard_game_rows(artifact, games, header.generation, header.model_id))
 
 

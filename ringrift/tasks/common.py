@@ -8,8 +8,7 @@ from sqlalchemy.orm import Session
 
 from ringrift.errors import ServiceError
 from ringrift.infra.service import Service
-from ringrift.pipeline.quarantine import confirmed, set_aside_artifact
-from ringrift.store import ArtifactCorrupt
+from ringrift.pipeline.quarantine import SetAside, verified
 from ringrift.store.models import Artifact, Model
 
 
@@ -21,15 +20,13 @@ def model_file(svc: Service, s: Session, model_id: str) -> tuple[Model, Path]:
     artifact = s.get(Artifact, model.artifact_id)
     if artifact is None:
         raise ServiceError(f"model {model_id}: weights artifact {model.artifact_id} is missing")
+    found_by = f"loading {model_id} on {svc.settings.host}"
     try:
-        return model, svc.cache.pull(artifact.id, artifact.path, artifact.sha256)
-    except (ArtifactCorrupt, FileNotFoundError) as e:
-        if not confirmed(svc.store, artifact.path, artifact.sha256, e):
-            raise  # the store's copy is sound: the transfer failed; a retry reads it again
-        row = set_aside_artifact(svc, s, artifact, e, f"loading {model_id} on {svc.settings.host}")
+        return model, verified(svc, s, artifact, found_by, lambda path: path)
+    except SetAside as e:
         raise ServiceError(
-            f"model {model_id}: its weights {artifact.id} were set aside ({row.reason}); "
-            f"{row.outcome}"
+            f"model {model_id}: its weights {e.artifact_id} were set aside ({e.reason}); "
+            f"{e.outcome}"
         ) from None
 
 
