@@ -38,6 +38,7 @@ from ringrift.pipeline.state import (
     confirm,
     drop,
     group_for,
+    note_sent,
     reconcile,
     running_stage,
     single_task_id,
@@ -163,12 +164,51 @@ import os, sys, json
 os.environ["RINGRIFT_BROKER_URL"] = sys.argv[1]
 from ringrift.celery import app
 task, args = sys.argv[2], json.loads(sys.argv[3])
-app.send_task(task, args=args, queue="gpu0")
+sent = app.send_task(task, args=args, queue="gpu0")
 with app.connection_for_read() as conn:
     taken = conn.SimpleQueue("gpu0").get(timeout=10)
-    print("taken", flush=True)
+    print("taken", sent.id, flush=True)
     sys.stdin.read()
 """
+
+
+def _taken_and_killed(r: redis.Redis, task: str, args: list[object]) -> str:
+    """Send ``task`` and have a process take it as a worker does (unacknowledged), then SIGKILL
+    that process before the task begins: no heartbeat, no acknowledgement. The task id."""
+    taker = subprocess.Popen(
+        [sys.executable, "-c", _TAKE, _url(r), task, json.dumps(args)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert taker.stdout is not None
+    said, task_id = taker.stdout.readline().split()
+    assert said == "taken"
+    taker.send_signal(signal.SIGKILL)
+    taker.wait()
+    return task_id
+
+
+def test_a_one_task_stage_taken_by_a_worker_that_died_is_found_in_the_broker_at_once(
+    r: redis.Redis, svc: Service
+) -> None:
+    decide = _decide_due(r, svc)
+    assert decide.claim is not None
+    task_id = _taken_and_killed(
+        r, "ringrift.promote.promote_model", [CONFIG, decide.generation, "the-candidate"]
+    )
+    confirm(r, decide.key, decide.claim, decide.claim_seconds)  # sent, as ``advance`` does
+    note_sent(r, decide.key, task_id, decide.claim_seconds)
+    assert reconcile(svc, r, CONFIG) == [], "taken under a heartbeat ago: it may be beginning"
+    quick = replace(svc, settings=replace(svc.settings, task_heartbeat_seconds=1))
+    time.sleep(1.2)
+    assert r.ttl(CLAIM_PREFIX + decide.key) > 30, "its pickup window (60 s) has not lapsed"
+    [again] = reconcile(quick, r, CONFIG)
+    assert again.key == decide.key and again.claim not in (None, decide.claim)
+    assert repairs(r) == {STAGE_RESTARTED: 1}
+    confirm(r, again.key, again.claim, again.claim_seconds)
+    assert reconcile(quick, r, CONFIG) == [], "sent again once: the stale copy is not the new one"
 
 
 def test_a_chunk_taken_by_a_worker_that_died_before_it_began_is_sent_again(
@@ -176,16 +216,7 @@ def test_a_chunk_taken_by_a_worker_that_died_before_it_began_is_sent_again(
 ) -> None:
     group = _evaluation_sent(r, svc)
     stranded = group.members[0]
-    taker = subprocess.Popen(
-        [sys.executable, "-c", _TAKE, _url(r), stranded.task, json.dumps(stranded.args)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    assert taker.stdout is not None and taker.stdout.readline().strip() == "taken"
-    taker.send_signal(signal.SIGKILL)  # it dies before the task begins: no heartbeat, no ack
-    taker.wait()
+    _taken_and_killed(r, stranded.task, list(stranded.args))
     assert reconcile(svc, r, CONFIG) == [], "taken under a heartbeat ago: it may be beginning"
     quick = replace(svc, settings=replace(svc.settings, task_heartbeat_seconds=1))
     time.sleep(1.2)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -21,12 +22,11 @@ UNACKED = "unacked"  # kombu's Redis transport: delivery tag -> [message, exchan
 UNACKED_INDEX = "unacked_index"  # delivery tag -> when it was taken (epoch seconds)
 
 
-def taken_before(r: redis.Redis, older_than: float) -> list[tuple[str, list[Any]]]:
-    """``(task name, args)`` of every message a worker took more than ``older_than`` seconds
-    ago and has not acknowledged. A message this cannot read is skipped: it is not one of
-    ours to resend."""
+def _taken(r: redis.Redis, older_than: float) -> Iterator[tuple[dict[str, Any], list[Any]]]:
+    """The headers and args of every message a worker took more than ``older_than`` seconds
+    ago and has not acknowledged. A message this cannot read is skipped: it is not one of ours
+    to resend."""
     cutoff = time.time() - older_than
-    out = []
     tags: list[bytes] = r.zrangebyscore(UNACKED_INDEX, "-inf", cutoff)  # type: ignore[assignment]
     for tag in tags:
         raw = r.hget(UNACKED, tag)
@@ -37,8 +37,18 @@ def taken_before(r: redis.Redis, older_than: float) -> list[tuple[str, list[Any]
             body = message["body"]
             if message.get("properties", {}).get("body_encoding") == "base64":
                 body = base64.b64decode(body)
-            args = json.loads(body)[0]
-            out.append((str(message["headers"]["task"]), list(args)))
+            headers, args = dict(message["headers"]), list(json.loads(body)[0])
         except (ValueError, KeyError, IndexError, TypeError):
             continue
-    return out
+        yield headers, args
+
+
+def taken_before(r: redis.Redis, older_than: float) -> list[tuple[str, list[Any]]]:
+    """``(task name, args)`` of every message taken ``older_than`` seconds ago or more and not
+    acknowledged."""
+    return [(str(headers.get("task")), args) for headers, args in _taken(r, older_than)]
+
+
+def task_ids_taken_before(r: redis.Redis, older_than: float) -> set[str]:
+    """The task ids of the same messages."""
+    return {str(headers.get("id")) for headers, _ in _taken(r, older_than)}

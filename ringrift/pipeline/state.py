@@ -31,7 +31,7 @@ from ringrift.ai.selfplay import ShardError, ShardHeader, read_shard
 from ringrift.errors import ServiceError
 from ringrift.game import RULES_VERSION, GameConfig
 from ringrift.infra.service import Service
-from ringrift.infra.unacked import taken_before
+from ringrift.infra.unacked import taken_before, task_ids_taken_before
 from ringrift.pipeline.gate import GateDecision, MatchScore, decide, opponent_kind
 from ringrift.pipeline.heartbeat import (
     FAILED_RETRY_SECONDS,
@@ -906,7 +906,8 @@ def reconcile(svc: Service, r: redis.Redis, config: str, limits: Limits | None =
             return []
     restarted = r.exists(STAGE_STARTED + due.key)
     token = claim(r, due.key, SEND_SECONDS)
-    if token is None and _lost_single(r, due):
+    beat = svc.settings.task_heartbeat_seconds
+    if token is None and (_lost_single(r, due) or _stranded_single(r, due, beat)):
         release(r, due.key)
         token = claim(r, due.key, SEND_SECONDS)
         restarted = 1
@@ -988,6 +989,37 @@ def single_task_id(due: Due) -> str | None:
     return due.key if due.stage in ("export", "decide", "verify") else None
 
 
+SENT = "ringrift:sent:"  # + stage key: the id of the task sent for a one-task stage
+
+
+def note_sent(r: redis.Redis, key: str, task_id: str, seconds: int) -> None:
+    """Remember the message sent for one-task stage ``key`` while it waits to begin, so that a
+    tick can tell when a worker took it and died before beginning it (``_stranded_single``)."""
+    r.set(SENT + key, task_id, ex=max(1, seconds))
+
+
+def _stranded_single(r: redis.Redis, due: Due, older_than: int) -> bool:
+    """``due``'s claimed one-task stage was taken by a worker that died before beginning it:
+    the message sent for it has sat unacknowledged ``older_than`` seconds or more (the broker
+    would hand it back only after hours) and its task never began. True for exactly one
+    caller, who sends the stage again; the stale copy, if ever handed back, finds it done."""
+    task_id = single_task_id(due)
+    if task_id is None or r.exists(STARTED + task_id):
+        return False
+    sent = r.get(SENT + due.key)
+    if sent is None:
+        return False
+    sent_id = sent.decode() if isinstance(sent, bytes) else str(sent)
+    if sent_id not in task_ids_taken_before(r, older_than) or not r.delete(SENT + due.key):
+        return False
+    log.warning(
+        "%s: %s was taken by a worker that died before beginning it; sending it again",
+        due.config,
+        due.key,
+    )
+    return True
+
+
 def _lost_single(r: redis.Redis, due: Due) -> bool:
     """``due``'s claimed one-task stage lost its worker (started, no longer beating); true for
     exactly one caller, who starts it again."""
@@ -1008,10 +1040,13 @@ def _never_begun(
     that never began (no start marker): that worker died first, and the broker would hand the
     message back only after hours. Each is returned to one caller only (a marker held
     ``hold_for`` seconds); the copy the broker hands back later finds its work done."""
+    unbegun = [m for m in members if not r.exists(STARTED + m.id)]
+    if not unbegun:  # every member began: nothing to read from the broker
+        return []
     taken = {(task, json.dumps(args)) for task, args in taken_before(r, older_than)}
     out = []
-    for m in members:
-        if r.exists(STARTED + m.id) or (m.task, json.dumps(list(m.args))) not in taken:
+    for m in unbegun:
+        if (m.task, json.dumps(list(m.args))) not in taken:
             continue
         if r.set(NEVER_BEGUN + m.id, 1, nx=True, ex=hold_for):
             out.append(m)

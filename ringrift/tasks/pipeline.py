@@ -35,6 +35,7 @@ from ringrift.pipeline.state import (
     drop,
     enable_pipeline,
     group_for,
+    note_sent,
     pipeline_rows,
     reconcile,
     release,
@@ -60,9 +61,10 @@ def send_group(due: Due, group: Dispatch, seconds: int, *, record: bool = True) 
     chord(group_of(header))(app.signature(cb.task, args=tuple(cb.args)).set(queue=pick(app, 1)[0]))
 
 
-def start(due: Due) -> None:
-    """Enqueue the task(s) for one claimed ``Due`` item."""
+def start(due: Due) -> str | None:
+    """Enqueue the task(s) for one claimed ``Due`` item; the task id of a one-task stage's."""
     d = due.detail
+    sent_id: str | None = None
     if due.stage in ("evaluate", "check"):
         send_group(due, group_for(due), preset(d["preset"], due.config).claim_seconds)
     elif due.stage == "resend":
@@ -70,32 +72,33 @@ def start(due: Due) -> None:
             due, Dispatch(d["stage"], d["members"], d["callback"]), d["seconds"], record=False
         )
     elif due.stage == "export":
-        app.send_task(
+        sent_id = app.send_task(
             "ringrift.export.build_dataset",
             args=(due.config, due.generation, d["preset"]),
             queue=pick(app, 1)[0],
-        )
+        ).id
     elif due.stage == "train":
-        app.send_task(
+        sent_id = app.send_task(
             "ringrift.train.train_model",
             args=(d["run_id"], d["segment"]),
             queue=pick(app, 1, gpu_only=True)[0],
-        )
+        ).id
     elif due.stage == "verify":
-        app.send_task(
+        sent_id = app.send_task(
             "ringrift.promote.verify_promotion",
             args=(due.config, due.generation, d["model_id"]),
             queue=pick(app, 1)[0],
-        )
+        ).id
     elif due.stage == "decide":
-        app.send_task(
+        sent_id = app.send_task(
             "ringrift.promote.promote_model",
             args=(due.config, due.generation, d["candidate_id"]),
             queue=pick(app, 1)[0],
-        )
+        ).id
     else:  # pragma: no cover - reconcile only makes the stages above
         raise ValueError(f"unknown stage {due.stage!r}")
     log.info("%s g%d: started %s %s", due.config, due.generation, due.stage, d)
+    return sent_id
 
 
 def limits() -> Limits:
@@ -120,13 +123,15 @@ def advance(config: str) -> list[str]:
     started = []
     for due in reconcile(current(), r, config, limits()):
         try:
-            start(due)
+            sent = start(due)
         except BaseException:
             if due.claim is not None:
                 drop(r, due.key, due.claim)
             raise
         if due.claim is not None:
             confirm(r, due.key, due.claim, due.claim_seconds)
+            if sent is not None:
+                note_sent(r, due.key, sent, due.claim_seconds)
         started.append(due.stage)
     return started
 
