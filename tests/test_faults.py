@@ -25,7 +25,6 @@ IN_ORDER = [
     "kill-collect",
     "kill-export",
     "kill-train",
-    "corrupt-model",
     "kill-evaluate",
     "kill-decide",
     "kill-beat",
@@ -39,7 +38,16 @@ IN_ORDER = [
 # could miss the first promotion and wait for a later one, past the faults after it), and one
 # killed in the check of a new best, which needs a promotion after the first (a tiny loop of
 # three generations usually but not always makes one)
-ALONGSIDE = ("kill-broadcast", "kill-promote")
+# Bad input waits on its own too: hand-sent garbage at once, and each kind of file corrupted
+# the first time one is stored.
+ALONGSIDE = (
+    "kill-broadcast",
+    "kill-promote",
+    "garbage-messages",
+    "corrupt-shard",
+    "corrupt-dataset",
+    "corrupt-model",
+)
 
 
 def test_the_suite_names_every_fault() -> None:

@@ -286,11 +286,8 @@ def test_a_dataset_whose_arrays_disagree_is_refused_by_structure(
     assert json.loads(json.dumps(row)) == row  # what ``ringrift quarantine --json`` prints
 
 
-def test_a_corrupt_model_with_no_run_to_rebuild_it_is_set_aside_and_every_load_says_so(
-    svc: Service, tmp_path: Path
-) -> None:
-    model_id = "model-square8_2p-g1"
-    weights = save_network(tmp_path / "weights.pt", "square8", "b2c16")
+def _record_model(svc: Service, weights: Path, model_id: str, **extra: object) -> None:
+    """Store ``weights`` as generation 1's model ``model_id`` (a b2c16) and record it."""
     ref = svc.store.put_file("model", weights, name=model_id, config=CONFIG)
     with svc.session() as s:
         record_artifact(s, ref, CONFIG)
@@ -302,8 +299,16 @@ def test_a_corrupt_model_with_no_run_to_rebuild_it_is_set_aside_and_every_load_s
                 architecture="b2c16",
                 encoder_version=1,
                 artifact_id=model_id,
+                **extra,
             )
         )
+
+
+def test_a_corrupt_model_with_no_run_to_rebuild_it_is_set_aside_and_every_load_says_so(
+    svc: Service, tmp_path: Path
+) -> None:
+    model_id = "model-square8_2p-g1"
+    _record_model(svc, save_network(tmp_path / "weights.pt", "square8", "b2c16"), model_id)
     _flip(svc.store.root / "model" / model_id)
     errors = []
     for _ in range(2):  # the first load sets it aside; the next finds it gone, and says why
@@ -359,22 +364,8 @@ def _trained_model(svc: Service, tmp: Path) -> tuple[str, str, bytes]:
         meta={"config": CONFIG, "run_id": run_id},
         on_checkpoint=on_checkpoint,
     )
-    ref = svc.store.put_file("model", out, name=model_id, config=CONFIG)
+    _record_model(svc, out, model_id, training_run_id=run_id, status="candidate")
     with svc.session() as s:
-        record_artifact(s, ref, CONFIG)
-        s.add(
-            Model(
-                id=model_id,
-                config=CONFIG,
-                generation=1,
-                architecture="b2c16",
-                encoder_version=1,
-                training_run_id=run_id,
-                artifact_id=model_id,
-                status="candidate",
-            )
-        )
-        s.flush()
         assert runs.finish(s, run_id, 1, model_id, result.steps, 0.0)
     return model_id, run_id, out.read_bytes()
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from ringrift.ai.encoding import ENCODER_VERSION
 from ringrift.ai.selfplay import PlayedGame
+from ringrift.chaos.scenarios import HOSTILE_IDS, REFUSED_PICKLE, send_pickle
 from ringrift.pipeline.presets import TINY
 from ringrift.pipeline.quarantine import quarantine_rows
 from ringrift.pipeline.state import shard_name
@@ -346,13 +347,6 @@ def test_train_refuses_an_init_model_of_another_architecture(
 
 # --- (e) hostile ids and huge messages -----------------------------------------------------------
 
-HOSTILE_IDS = {
-    "dotdot": "../../../outside",
-    "absolute": "/etc/passwd",
-    "nul": "model-square8_2p-g1\x00.pt",
-    "ten-mb": "m" * 10_000_000,
-}
-
 
 def _outside(pipe: Pipe) -> dict[str, int]:
     """Every file beside and above the store in the test's folder, with its size."""
@@ -404,45 +398,18 @@ def test_a_100_mb_message_is_refused_with_a_short_error_and_nothing_written(pipe
 # --- (f) a pickle message, sent by hand ----------------------------------------------------------
 
 
-class _Payload:
-    """Unpickling this creates ``path``: proof, if the file appears, that code ran."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (open, (self.path, "w"))
-
-
 def test_a_pickle_message_is_refused_unread(pipe: Pipe) -> None:
-    import pickle
     import time
-    import uuid
-
-    from kombu import Connection
 
     marker = scratch_dir(pipe) / "pickle-ran"
-    task_id = str(uuid.uuid4())
-    body = pickle.dumps(((CONFIG, _Payload(str(marker))), {}, {}))
-    headers = {"lang": "py", "task": "ringrift.pipeline.start", "id": task_id, "root_id": task_id}
-    headers.update(parent_id=None, group=None, retries=0, eta=None, expires=None, origin="test")
     before = pipe.snapshot()
     log_size = len(pipe.worker_log("cpu"))
-    with Connection(pipe.env["RINGRIFT_BROKER_URL"]) as conn:
-        conn.Producer().publish(
-            body,
-            routing_key="cpu",
-            exchange="",
-            headers=headers,
-            content_type="application/x-python-serialize",
-            content_encoding="binary",
-            correlation_id=task_id,
-        )
+    send_pickle(pipe.env["RINGRIFT_BROKER_URL"], "cpu", marker, CONFIG)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and "pickle" not in pipe.worker_log("cpu")[log_size:]:
         time.sleep(0.2)
     said = pipe.worker_log("cpu")[log_size:]
-    assert "Refusing to deserialize untrusted content of type pickle" in said, said[-2000:]
+    assert REFUSED_PICKLE in said, said[-2000:]
     assert not marker.exists(), "the pickle was loaded"
     assert_unchanged(before, pipe.snapshot(), "a pickle message")
     # the worker goes on serving JSON messages

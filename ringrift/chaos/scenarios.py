@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ringrift.chaos.cluster import QUEUES, Cluster, wait_until
 from ringrift.store import ArtifactStore
@@ -206,60 +207,153 @@ def fill_disk(c: Cluster, deadline: float) -> Strike:
     return Strike(said > 0, f"disk full for {DISK_FULL_SECONDS:g} s; {said} 'No space left' errors")
 
 
-NOT_REBUILT = "models set aside and not written again"
+NOT_REPLACED = "corrupt files set aside and not replaced"
+# what a set-aside file's quarantine row says once it was replaced (pipeline.quarantine)
+REPLACED = {"shard": "its ledger row is dropped", "dataset": "rebuilt", "model": "rebuilt"}
+CORRUPTED = {
+    "shard": "a new shard, before its collect reads it (its games are played again)",
+    "dataset": "a new dataset, before training reads it (exported again from its games)",
+    "model": "a new candidate's weights, before evaluation reads them (written again from "
+    "its run's final checkpoint)",
+}
 
 
-def corrupt_model(c: Cluster, deadline: float) -> Strike:
-    """A byte of a newly trained candidate flipped in the store as soon as it is recorded
-    (and this machine's cached copy gone, as on a worker new to it): the first task to load
-    it must set it aside and write it again from its run's final checkpoint, byte for byte,
-    or the loop cannot evaluate it."""
-    from sqlalchemy import select
-
-    from ringrift.store.models import Artifact, Model
-
-    svc = c.service()
-
-    def models() -> set[str]:
-        with svc.session() as s:
-            return set(s.scalars(select(Model.id)))
-
-    known = models()
-    while time.monotonic() < deadline and not c.finished.is_set():
-        new = sorted(models() - known)
-        if new:
-            break
-        time.sleep(0.05)
-    else:
-        return Strike(False, "no candidate was trained")
-    with svc.session() as s:
-        model = s.get(Model, new[0])
-        artifact = s.get(Artifact, model.artifact_id) if model is not None else None
-        if artifact is None:
-            return Strike(False, f"{new[0]} has no weights recorded")
-        model_id, artifact_id, rel = new[0], artifact.id, artifact.path
-    stored = svc.store.root / rel if isinstance(svc.store, ArtifactStore) else None
-    if stored is None:
-        return Strike(False, "the store is not a folder on this machine")
-    data = bytearray(stored.read_bytes())
+def flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    stored.write_bytes(bytes(data))
-    (svc.cache.root / rel).unlink(missing_ok=True)
+    path.write_bytes(bytes(data))
 
-    def check(c: Cluster) -> dict[str, int]:
+
+def corrupt_new(kind: str) -> Fault:
+    """A byte flipped in the next ``kind`` file stored, the moment it takes its name (before
+    its ledger row is committed and the next stage sent), and this machine's cached copy gone,
+    as on a worker new to it: the first task to read it must set it aside and replace it from
+    its source, or the loop cannot go on."""
+
+    def strike(c: Cluster, deadline: float) -> Strike:
+        from sqlalchemy import select
+
         from ringrift.store.models import QuarantinedArtifact
 
-        with c.service().session() as s:
-            outcomes = list(
-                s.scalars(
-                    select(QuarantinedArtifact.outcome).where(
-                        QuarantinedArtifact.artifact_id == artifact_id
-                    )
-                )
-            )
-        return {NOT_REBUILT: int(not any(o.startswith("rebuilt") for o in outcomes))}
+        svc = c.service()
+        if not isinstance(svc.store, ArtifactStore):
+            return Strike(False, "the store is not a folder on this machine")
+        folder = svc.store.root / kind
 
-    return Strike(True, f"flipped a byte of {model_id}'s weights in the store", check)
+        def names() -> set[str]:
+            if not folder.is_dir():
+                return set()
+            return {p.name for p in folder.iterdir() if not p.name.endswith(".part")}
+
+        known = names()
+        while time.monotonic() < deadline and not c.finished.is_set():
+            new = sorted(names() - known)
+            if new:
+                break
+            time.sleep(0.01)
+        else:
+            return Strike(False, f"no {kind} was stored")
+        name = new[0]
+        flip_byte(folder / name)
+        (svc.cache.root / kind / name).unlink(missing_ok=True)
+
+        def check(c: Cluster) -> dict[str, int]:
+            with c.service().session() as s:
+                q = select(QuarantinedArtifact.outcome).where(
+                    QuarantinedArtifact.artifact_id == name
+                )
+                outcomes = list(s.scalars(q))
+            return {NOT_REPLACED: int(not any(o.startswith(REPLACED[kind]) for o in outcomes))}
+
+        return Strike(True, f"flipped a byte of {kind} {name} as it was stored", check)
+
+    return strike
+
+
+class PicklePayload:
+    """Unpickling this creates ``path``: proof, if the file appears, that a pickle was read."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (open, (self.path, "w"))
+
+
+def send_pickle(broker_url: str, queue: str, marker: Path, config: str) -> str:
+    """Publish by hand, as a hostile client would, a task message serialized with pickle
+    whose loading would create ``marker``; its task id."""
+    import pickle
+    import uuid
+
+    from kombu import Connection
+
+    task_id = str(uuid.uuid4())
+    headers: dict[str, object] = {"lang": "py", "task": "ringrift.pipeline.start", "id": task_id}
+    headers.update(root_id=task_id, parent_id=None, group=None, retries=0, eta=None)
+    headers.update(expires=None, origin="hand-sent")
+    with Connection(broker_url) as conn:
+        conn.Producer().publish(
+            pickle.dumps(((config, PicklePayload(str(marker))), {}, {})),
+            routing_key=queue,
+            exchange="",
+            headers=headers,
+            content_type="application/x-python-serialize",
+            content_encoding="binary",
+            correlation_id=task_id,
+        )
+    return task_id
+
+
+NOT_REFUSED = "hand-sent bad messages not refused"
+# ids a hostile client might send: out of the store, absolute, with a NUL byte, 10 MB
+HOSTILE_IDS = {
+    "dotdot": "../../../outside",
+    "absolute": "/etc/passwd",
+    "nul": "model-square8_2p-g1\x00.pt",
+    "ten-mb": "m" * 10_000_000,
+}
+REFUSED_PICKLE = "Refusing to deserialize untrusted content of type pickle"
+
+
+def garbage_messages(c: Cluster, deadline: float) -> Strike:
+    """A broken or hostile client sends by hand, to both queues of the running loop: a pickle
+    message whose loading would create a file, and tasks whose ids climb out of the store
+    (``..``), name an absolute path, hold a NUL byte or 10 MB, or name an unknown
+    configuration. Each must be refused (a task that raises, named in a worker's log; the
+    pickle refused unread) and nothing may appear outside the store; the loop goes on."""
+    from celery import Celery
+
+    from ringrift.chaos.runner import CONFIG
+
+    marker = c.workdir / "pickle-ran"
+    client = Celery("hand-sent", broker=c.broker_url, set_as_current=False)
+    client.conf.task_serializer = "json"
+    calls: list[tuple[str, tuple[object, ...]]] = [
+        ("ringrift.sync.collect", ([{"artifact_id": bad}], CONFIG, 0))
+        for bad in HOSTILE_IDS.values()
+    ]
+    calls += [
+        ("ringrift.evaluate.play_match", (CONFIG, HOSTILE_IDS["dotdot"], "random", 2, "tiny")),
+        ("ringrift.promote.verify_promotion", (CONFIG, 0, HOSTILE_IDS["absolute"])),
+        ("ringrift.train.train_model", (HOSTILE_IDS["dotdot"],)),
+        ("ringrift.export.build_dataset", ("square9_2p", 0, "tiny")),
+    ]
+    refused_before = sum(c.log_text(f"worker-{q}").count(REFUSED_PICKLE) for q in QUEUES)
+    sent = []
+    for i, (task, args) in enumerate(calls):
+        queue = QUEUES[i % len(QUEUES)]
+        sent.append(client.send_task(task, args=args, queue=queue).id)
+    send_pickle(c.broker_url, QUEUES[0], marker, CONFIG)
+
+    def check(c: Cluster) -> dict[str, int]:
+        logs = "".join(c.log_text(f"worker-{q}") for q in QUEUES)
+        unrefused = sum(f"[{i}] raised" not in logs for i in sent)
+        pickle_refused = logs.count(REFUSED_PICKLE) > refused_before and not marker.exists()
+        outside = list(c.workdir.parent.rglob("outside*"))
+        return {NOT_REFUSED: unrefused + int(not pickle_refused) + len(outside)}
+
+    return Strike(True, f"{len(sent)} tasks with hostile arguments and a pickle, by hand", check)
 
 
 FAULTS: dict[str, Fault] = {
@@ -270,7 +364,8 @@ FAULTS: dict[str, Fault] = {
     "broker-away": broker_away,
     "postgres-restart": restart_postgres,
     "disk-full": fill_disk,
-    "corrupt-model": corrupt_model,
+    **{f"corrupt-{kind}": corrupt_new(kind) for kind in CORRUPTED},
+    "garbage-messages": garbage_messages,
 }
 DESCRIPTIONS = {
     **{f"kill-{stage}": f"kill -9 of the worker running {stage}" for stage in STAGE_TASKS},
@@ -280,7 +375,8 @@ DESCRIPTIONS = {
     "broker-away": f"broker unreachable {OUTAGE_SECONDS:g} s",
     "postgres-restart": f"PostgreSQL down {DATABASE_DOWN_SECONDS:g} s",
     "disk-full": f"data dir's disk full {DISK_FULL_SECONDS:g} s",
-    "corrupt-model": "a new candidate's weights corrupted in the store",
+    **{f"corrupt-{kind}": f"a byte flipped in {what}" for kind, what in CORRUPTED.items()},
+    "garbage-messages": "hand-sent pickle and hostile-id messages",
 }
 # what a fault needs of the run: a PostgreSQL ledger, a data dir of its own small disk
 NEEDS_POSTGRES = {"postgres-restart"}

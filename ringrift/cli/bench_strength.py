@@ -11,11 +11,9 @@ ratings from the same data dir.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ringrift.errors import ServiceError
+from ringrift.infra.processes import interrupt_group
 
 if TYPE_CHECKING:
     from ringrift.infra.service import Service
@@ -179,20 +178,6 @@ def _loop_command(config: str, preset: str, workers: int, data: Path) -> list[st
     ]  # fmt: skip
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGINT (the loop stops its workers, beat and broker), then SIGKILL if it hangs."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(STOP_WAIT_S)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 def run_loop_with_marks(
     config: str,
     preset: str,
@@ -239,7 +224,7 @@ def run_loop_with_marks(
             best = snap.model_id or "none (uniform search)"
             say(f"minute {minute:g}: generation {snap.generation}, {snap.games} games; best {best}")
     finally:
-        _stop(proc)
+        interrupt_group(proc, STOP_WAIT_S)
     return snaps
 
 

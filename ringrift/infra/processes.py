@@ -30,3 +30,19 @@ def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> 
             proc.wait()
     with contextlib.suppress(ProcessLookupError):  # pool children may outlive the parent
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def interrupt_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGINT to a process started in its own session and its group, as Ctrl-C in a terminal
+    (``ringrift loop`` then stops its own workers, beat and broker); SIGKILL to the group if
+    it has not ended ``timeout`` seconds later."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
