@@ -165,12 +165,18 @@ MAX_ID = 200  # the longest id a task accepts (the ledger's id columns are short
 
 
 def check_id(field: str, value: Any, *, optional: bool = False) -> str | None:
-    """An id argument (a model's, a run's): a non-empty string of at most ``MAX_ID``
-    characters (or None, when optional)."""
+    """An id argument (a model's, a run's, a shard's): a non-empty string of at most
+    ``MAX_ID`` characters and no control character such as NUL, which no id holds and some
+    databases cannot even compare (or None, when optional)."""
     if value is None and optional:
         return None
-    if not isinstance(value, str) or not value or len(value) > MAX_ID:
-        kind = f"an id (a string of 1 to {MAX_ID} characters)"
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_ID
+        or any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
+    ):
+        kind = f"an id (1 to {MAX_ID} characters, none of them a control character)"
         raise ServiceError(f"{field} must be {kind}{' or null' if optional else ''}, got {value!r}")
     return value
 

@@ -41,6 +41,9 @@ def collect(
         raise ServiceError(
             f"results must be the selfplay results ({{'artifact_id': ...}} each), got {results!r}"
         )
+    for i, res in enumerate(results):
+        if res.get("stale") is not True:
+            check_id(f"results[{i}].artifact_id", res["artifact_id"])
     svc = current()
     ingested, set_aside = 0, []
     for res in results:
