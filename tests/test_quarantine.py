@@ -22,10 +22,12 @@ from ringrift.infra.service import Service
 from ringrift.pipeline import runs
 from ringrift.pipeline.ledger_games import export_window
 from ringrift.pipeline.quarantine import (
+    BEING_REPLACED,
     FOLDER,
     confirmed,
     quarantine_rows,
     scrub,
+    set_aside,
     usable_dataset,
     was_set_aside,
 )
@@ -397,6 +399,36 @@ def test_a_corrupt_model_is_written_again_from_its_runs_final_checkpoint_byte_fo
         ("model", "rebuilt from"),
         ("model", "rebuilt from"),
     ]
+
+
+def test_a_rebuild_cut_short_by_its_workers_death_is_done_by_the_next_reader(
+    svc: Service, tmp_path: Path
+) -> None:
+    """The fault suite found a model stuck "being replaced": the evaluation worker rebuilding
+    it was killed after the file moved aside. Here the ledger and store are left as that
+    death leaves them: the file in quarantine, its record saying it is being replaced."""
+    model_id, run_id, original = _trained_model(svc, tmp_path)
+    with svc.session() as s:
+        artifact = s.get(Artifact, model_id)
+        assert artifact is not None
+        set_aside(
+            svc,
+            s,
+            artifact_id=model_id,
+            kind="model",
+            config=CONFIG,
+            path=artifact.path,
+            sha256=artifact.sha256,
+            reason="ArtifactCorrupt: as found by a worker killed next",
+            found_by="a worker killed mid-rebuild",
+            outcome=BEING_REPLACED,
+        )
+    assert not (svc.store.root / "model" / model_id).exists()
+    with svc.session() as s:
+        assert model_file(svc, s, model_id)[1].read_bytes() == original
+    row = _only_row(svc)  # the same record, now with its outcome
+    assert row["found_by"] == "a worker killed mid-rebuild"
+    assert str(row["outcome"]).startswith(f"rebuilt from {run_id}'s final checkpoint")
 
 
 def test_a_model_whose_final_checkpoint_is_gone_is_not_passed_off_as_rebuilt(

@@ -55,6 +55,7 @@ FOLDER = "quarantine"
 # What says a file is bad, as opposed to a store or network that failed to deliver it:
 # a checksum that does not match, a structure that does not hold, or no file at all.
 BAD_FILE = (ArtifactCorrupt, ShardError, DatasetError, FileNotFoundError)
+BEING_REPLACED = "being replaced from its source"  # until the attempt's outcome is recorded
 NOT_REPLACED = (
     "the model cannot be played until the file is restored (from the quarantine folder or a "
     "backup) or another model is promoted"
@@ -143,11 +144,18 @@ def set_aside_artifact(
     where it has one (see the module doc). The record is committed as soon as the file has
     moved (with the caller's session: whatever else it holds goes with it), so that a failed
     rebuild leaves it in place; the caller commits the outcome."""
+    earlier = None
     if isinstance(error, FileNotFoundError):
         earlier = _latest_row(s, artifact.id, artifact.sha256)
-        if earlier is not None and not earlier.outcome.startswith("rebuilt"):
+        if earlier is not None and earlier.outcome == BEING_REPLACED:
+            # set aside already, and its replacement cut short (its worker died mid-rebuild):
+            # replace it now, under the same record
+            log.warning("%s %s: replacing it again (cut short before)", artifact.kind, artifact.id)
+        elif earlier is not None and not earlier.outcome.startswith("rebuilt"):
             return earlier  # already set aside, and not replaced: nothing new to record
-    row = set_aside(
+        else:
+            earlier = None
+    row = earlier or set_aside(
         svc,
         s,
         artifact_id=artifact.id,
@@ -157,7 +165,7 @@ def set_aside_artifact(
         sha256=artifact.sha256,
         reason=f"{type(error).__name__}: {error}",
         found_by=found_by,
-        outcome="being replaced from its source",
+        outcome=BEING_REPLACED,
     )
     row_id, kind, artifact_id = row.id, artifact.kind, artifact.id
     s.commit()
