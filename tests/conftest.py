@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# The parallel runner (pytest-xdist) gives its workers the terminal's COLUMNS and LINES; the
+# commands the tests start must see what any process writing to a pipe sees.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
