@@ -18,8 +18,10 @@ from ringrift.store.db import normalize_url
 from tests.pg_harness import PG_ADMIN_URL
 
 # in the order the loop reaches them: generation 0 gets a worker killed in each stage,
-# generation 1 a full disk at its export, Redis restarted empty at its training and PostgreSQL
-# restarted at its evaluation, generation 2 the broker away during selfplay
+# generation 1 a full disk at its export, Redis restarted empty at its training, then garbage
+# sent by hand at once (where no worker is about to be killed: a message a killed worker held
+# waits out the broker's two-hour visibility timeout) and PostgreSQL restarted at its
+# evaluation, generation 2 the broker away during selfplay
 IN_ORDER = [
     "kill-selfplay",
     "kill-collect",
@@ -30,6 +32,7 @@ IN_ORDER = [
     "kill-beat",
     "disk-full",
     "redis-restart",
+    "garbage-messages",
     "postgres-restart",
     "broker-away",
 ]
@@ -38,12 +41,10 @@ IN_ORDER = [
 # could miss the first promotion and wait for a later one, past the faults after it), and one
 # killed in the check of a new best, which needs a promotion after the first (a tiny loop of
 # three generations usually but not always makes one)
-# Bad input waits on its own too: hand-sent garbage at once, and each kind of file corrupted
-# the first time one is stored.
+# Each kind of file is corrupted on its own too, the first time one is stored.
 ALONGSIDE = (
     "kill-broadcast",
     "kill-promote",
-    "garbage-messages",
     "corrupt-shard",
     "corrupt-dataset",
     "corrupt-model",

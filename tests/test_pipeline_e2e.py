@@ -163,7 +163,10 @@ def test_readme_main_command_end_to_end_without_redis_server(tmp_path: Path) -> 
             assert len(played) == len(set(played))
             assert {c for c in played if c[0] in ("random", "heuristic")} == fixed
             against_best = sorted(c[1] for c in played if c[0] not in ("random", "heuristic"))
-            assert against_best in (([],) if k == 0 else ([0], [0, 4]))
+            # generation 2's candidate meets a best only if generation 1's was promoted (the
+            # gate may reject it: which games the window holds depends on timing)
+            had_best = k == 1 and models[0].status in ("promoted", "rolled_back")
+            assert against_best in (([0], [0, 4]) if had_best else ([],))
             chunks_played += len(played)
         assert s.scalar(select(func.count()).select_from(TrainingRun)) == 2
         assert (
