@@ -40,6 +40,9 @@ class Unavailable(RuntimeError):
     """A fault this machine cannot play (no PostgreSQL to restart, no right to mount a disk)."""
 
 
+_SERVICE_LOCK = threading.Lock()
+
+
 @dataclass
 class Cluster:
     """``with Cluster(folder) as c: ...`` runs the service for the block and stops every
@@ -135,17 +138,22 @@ class Cluster:
 
     def service(self) -> Service:
         """The cluster's ledger and store, opened in this process as its workers see them."""
-        if self._service is None:
-            saved = dict(os.environ)
-            try:
-                os.environ.clear()
-                os.environ.update(self.env())
-                settings = Settings.from_env()
-            finally:
-                os.environ.clear()
-                os.environ.update(saved)
-            self._service = open_service(settings)
+        with _SERVICE_LOCK:  # it swaps the environment: one thread at a time
+            if self._service is None:
+                self._service = self._open_service()
         return self._service
+
+    def _open_service(self) -> Service:
+        """Settings are read from the environment: swap in the cluster's for the moment."""
+        saved = dict(os.environ)
+        try:
+            os.environ.clear()
+            os.environ.update(self.env())
+            settings = Settings.from_env()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        return open_service(settings)
 
     def log_text(self, name: str) -> str:
         path = self.logs / f"{name}.log"

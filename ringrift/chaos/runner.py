@@ -116,6 +116,7 @@ def hurt_loop(
             threading.Thread(target=strike_in_turn, args=w, name="faults", daemon=True)
             for w in waits
         ]
+        c.service()  # opened here, before the strikers' threads share it
         for striker in strikers:
             striker.start()
         finished = wait_done(c, CONFIG, max(1.0, deadline - time.monotonic()))
