@@ -212,9 +212,7 @@ def test_two_deliveries_at_once_one_refuses(pipe: Pipe) -> None:
         skipped = [r for r in results if r.get("skipped") == "running elsewhere"]
         assert len(skipped) == 1, results
         # a limit, not a timing: the suite's other files run beside this one
-        row = run_row(pipe, run_id)
         wait_until("the run to finish", lambda: run_row(pipe, run_id).status == "done", 300)
-        assert row.status in ("running", "pending", "done"), (row.status, row.error)
     assert models_of(pipe, run_id) == 1
 
 

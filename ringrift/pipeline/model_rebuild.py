@@ -37,15 +37,20 @@ def final_checkpoint_of(s: Session, model: Model) -> tuple[TrainingRun, str, str
 
 
 def write_model_again(
-    svc: Service, s: Session, model: Model, dataset_path: Path, out: Path
+    svc: Service,
+    model: Model,
+    final: tuple[TrainingRun, str, str, int],
+    dataset_path: Path,
+    out: Path,
 ) -> None:
-    """Write ``model``'s file to ``out`` from its run's final checkpoint and dataset (a
-    verified local copy at ``dataset_path``). ``ValueError`` when it cannot be done here."""
+    """Write ``model``'s file to ``out`` from its run's final checkpoint (``final``, as
+    ``final_checkpoint_of`` gives it) and dataset (a verified local copy at ``dataset_path``).
+    ``ValueError`` when it cannot be done here."""
     from training.checkpoint import checkpoint_path, load_checkpoint
     from training.config import TrainConfig
     from training.loop import train
 
-    run, path, sha256, step = final_checkpoint_of(s, model)
+    run, path, sha256, step = final
     run_id, generation, config = run.id, model.generation, model.config
     local = svc.cache.pull(f"{run_id}@{step}", path, sha256)  # ArtifactCorrupt: a ValueError
     with tempfile.TemporaryDirectory(dir=svc.settings.data_dir) as tmp:

@@ -252,14 +252,15 @@ def _replace_model(svc: Service, s: Session, artifact: Artifact, found_by: str) 
     if model is None:
         return f"not replaced: no model is recorded with these weights; {NOT_REPLACED}"
     try:
-        run, _path, _sha, step = final_checkpoint_of(s, model)
+        final = final_checkpoint_of(s, model)
+        run, step = final[0], final[3]
         dataset = usable_dataset(svc, run.dataset_artifact_id, found_by)
     except ValueError as e:
         return f"not replaced: {e}; {NOT_REPLACED}"
     outcome = _restore(
         svc,
         artifact,
-        lambda path: write_model_again(svc, s, model, dataset, path),
+        lambda path: write_model_again(svc, model, final, dataset, path),
         f"{run.id}'s final checkpoint (step {step})",
     )
     return outcome if outcome.startswith("rebuilt") else f"{outcome}; {NOT_REPLACED}"
