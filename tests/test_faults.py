@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from ringrift.chaos.cluster import Cluster
 from ringrift.chaos.runner import Unavailable, hurt_loop, small_disk
 from ringrift.chaos.scenarios import FAULTS
 from ringrift.store.db import normalize_url
@@ -53,6 +54,18 @@ ALONGSIDE = (
 
 def test_the_suite_names_every_fault() -> None:
     assert sorted([*IN_ORDER, *ALONGSIDE]) == sorted(FAULTS)
+
+
+def test_a_stopped_cluster_starts_nothing_again(tmp_path: Path) -> None:
+    """A fault's thread that restarts a worker, beat or Redis as the loop's cluster stops
+    (a run that failed its audit) must not leave that process running with no one to stop it."""
+    c = Cluster(tmp_path)
+    c.stop()
+    for restart in (lambda: c.kill("worker-cpu"), c.start_beat, c.start_redis):
+        with pytest.raises(RuntimeError, match="the cluster has stopped"):
+            restart()
+    assert c.procs == {} and c.redis is None
+    assert not (tmp_path / "logs").exists()
 
 
 def _postgres_answers() -> bool:

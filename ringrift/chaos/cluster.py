@@ -57,6 +57,9 @@ class Cluster:
     proxy: CuttableProxy | None = None  # in front of the ledger's PostgreSQL, if it is one
     finished: threading.Event = field(default_factory=threading.Event)  # the loop is done
     _service: Service | None = None
+    # a fault's thread may restart a process as the cluster stops: nothing starts once stopped
+    _guard: threading.RLock = field(default_factory=threading.RLock)
+    _stopped: bool = False
 
     @property
     def data_dir(self) -> Path:
@@ -91,9 +94,11 @@ class Cluster:
     # ----- the broker -------------------------------------------------------------------------
 
     def start_redis(self) -> None:
-        self.redis_port = self.redis_port or free_port()
-        self.redis = LocalRedis(self.workdir / "redis", self.redis_port)
-        self.redis.start()
+        with self._guard:
+            self._refuse_if_stopped("Redis")
+            self.redis_port = self.redis_port or free_port()
+            self.redis = LocalRedis(self.workdir / "redis", self.redis_port)
+            self.redis.start()
 
     def kill_redis(self) -> None:
         """SIGKILL the broker: it keeps nothing on disk, so every queue, claim and heartbeat
@@ -105,15 +110,21 @@ class Cluster:
     # ----- workers and beat -------------------------------------------------------------------
 
     def _spawn(self, name: str, args: list[str]) -> None:
-        self.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.logs / f"{name}.log", "ab") as out:
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "ringrift", *args],
-                env=self.env(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        with self._guard:
+            self._refuse_if_stopped(name)
+            self.logs.mkdir(parents=True, exist_ok=True)
+            with open(self.logs / f"{name}.log", "ab") as out:
+                self.procs[name] = subprocess.Popen(
+                    [sys.executable, "-m", "celery", "-A", "ringrift", *args],
+                    env=self.env(),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+
+    def _refuse_if_stopped(self, what: str) -> None:
+        if self._stopped:
+            raise RuntimeError(f"not starting {what}: the cluster has stopped")
 
     def start_worker(self, queue: str) -> None:
         args = ["worker", "-Q", queue, "-c", "1", "-n", f"{queue}@%h", "--without-gossip"]
@@ -126,15 +137,17 @@ class Cluster:
     def kill(self, name: str) -> None:
         """SIGKILL a worker (``worker-<queue>``) or ``beat`` with its pool children, and start
         it again."""
-        proc = self.procs[name]
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        self.kills += 1
-        if name == "beat":
-            self.start_beat()
-        else:
-            self.start_worker(name.removeprefix("worker-"))
+        with self._guard:
+            self._refuse_if_stopped(name)
+            proc = self.procs[name]
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            self.kills += 1
+            if name == "beat":
+                self.start_beat()
+            else:
+                self.start_worker(name.removeprefix("worker-"))
 
     def service(self) -> Service:
         """The cluster's ledger and store, opened in this process as its workers see them."""
@@ -188,9 +201,11 @@ class Cluster:
         self.stop()
 
     def stop(self) -> None:
-        for proc in self.procs.values():
+        with self._guard:  # a kill under way finishes its restart first; none starts after
+            self._stopped = True
+            procs, self.procs = list(self.procs.values()), {}
+        for proc in procs:
             stop_process_group(proc, timeout=10)
-        self.procs.clear()
         if self.redis is not None:
             self.redis.stop()
         if self._service is not None:
