@@ -114,8 +114,10 @@ def test_readme_main_command_end_to_end_without_redis_server(tmp_path: Path) -> 
         assert [m.generation for m in models] == [1, 2]
         assert all(m.status in ("promoted", "rejected", "rolled_back") for m in models)
         promoted = [m for m in models if m.status == "promoted"]
-        assert promoted, "a promoted model exists"
-        assert st.best_model_id == promoted[-1].id
+        # the tiny gate may reject both candidates (3 of 8 against random was seen): then no
+        # best, and nothing was promoted
+        assert st.best_model_id == (promoted[-1].id if promoted else None)
+        assert summary["models_promoted"] == len(promoted)
         # A generation-2 model promoted over generation 1's plays it again (one chunk of 4)
         # before the loop ends: the last promotion is checked like any other.
         second = models[1]
