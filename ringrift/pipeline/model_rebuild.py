@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -22,9 +23,18 @@ from ringrift.pipeline import runs
 from ringrift.store.models import Model, TrainingRun
 
 
-def final_checkpoint_of(s: Session, model: Model) -> tuple[TrainingRun, str, str, int]:
-    """The finished run that made ``model`` and its final checkpoint's store path, sha256 and
-    step; ``ValueError`` saying what is missing when there is none."""
+class FinalCheckpoint(NamedTuple):
+    """The finished run that made a model, and its final checkpoint in the store."""
+
+    run: TrainingRun
+    path: str
+    sha256: str
+    step: int
+
+
+def final_checkpoint_of(s: Session, model: Model) -> FinalCheckpoint:
+    """The finished run that made ``model`` and its final checkpoint; ``ValueError`` saying
+    what is missing when there is none."""
     run = s.get(TrainingRun, model.training_run_id) if model.training_run_id else None
     if run is None:
         raise ValueError(f"no training run is recorded for {model.id}")
@@ -33,29 +43,29 @@ def final_checkpoint_of(s: Session, model: Model) -> tuple[TrainingRun, str, str
     ckpt = runs.newest_checkpoint(s, run.id)
     if ckpt is None or ckpt.step != run.step:
         raise ValueError(f"{run.id}: its final checkpoint (step {run.step}) is not recorded")
-    return run, ckpt.path, ckpt.sha256, ckpt.step
+    return FinalCheckpoint(run, ckpt.path, ckpt.sha256, ckpt.step)
 
 
 def write_model_again(
     svc: Service,
     model: Model,
-    final: tuple[TrainingRun, str, str, int],
+    final: FinalCheckpoint,
     dataset_path: Path,
     out: Path,
 ) -> None:
-    """Write ``model``'s file to ``out`` from its run's final checkpoint (``final``, as
-    ``final_checkpoint_of`` gives it) and dataset (a verified local copy at ``dataset_path``).
-    ``ValueError`` when it cannot be done here."""
+    """Write ``model``'s file to ``out`` from its run's final checkpoint (``final``) and
+    dataset (a verified local copy at ``dataset_path``). ``ValueError`` when it cannot be done
+    here."""
     from training.checkpoint import checkpoint_path, load_checkpoint
     from training.config import TrainConfig
     from training.loop import train
 
-    run, path, sha256, step = final
-    run_id, generation, config = run.id, model.generation, model.config
-    local = svc.cache.pull(f"{run_id}@{step}", path, sha256)  # ArtifactCorrupt: a ValueError
+    run_id, generation, config = final.run.id, model.generation, model.config
+    # a checkpoint that fails its checksum raises ArtifactCorrupt, a ValueError
+    local = svc.cache.pull(f"{run_id}@{final.step}", final.path, final.sha256)
     with tempfile.TemporaryDirectory(dir=svc.settings.data_dir) as tmp:
         folder = Path(tmp)
-        copy = checkpoint_path(folder, step)
+        copy = checkpoint_path(folder, final.step)
         shutil.copyfile(local, copy)
         train_config = TrainConfig.from_dict(load_checkpoint(copy).config)
         try:

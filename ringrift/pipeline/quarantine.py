@@ -253,15 +253,14 @@ def _replace_model(svc: Service, s: Session, artifact: Artifact, found_by: str) 
         return f"not replaced: no model is recorded with these weights; {NOT_REPLACED}"
     try:
         final = final_checkpoint_of(s, model)
-        run, step = final[0], final[3]
-        dataset = usable_dataset(svc, run.dataset_artifact_id, found_by)
+        dataset = usable_dataset(svc, final.run.dataset_artifact_id, found_by)
     except ValueError as e:
         return f"not replaced: {e}; {NOT_REPLACED}"
     outcome = _restore(
         svc,
         artifact,
         lambda path: write_model_again(svc, model, final, dataset, path),
-        f"{run.id}'s final checkpoint (step {step})",
+        f"{final.run.id}'s final checkpoint (step {final.step})",
     )
     return outcome if outcome.startswith("rebuilt") else f"{outcome}; {NOT_REPLACED}"
 
