@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from ringrift.cli.bench_strength import (
     Snapshot,
@@ -22,6 +23,7 @@ from ringrift.cli.bench_strength import (
 from ringrift.errors import ServiceError
 from ringrift.pipeline.state import enable_pipeline
 from ringrift.store import record_artifact
+from ringrift.store.db import database_url, make_engine, session_factory
 from ringrift.store.models import Model, PipelineState
 from tests.ledger_harness import ledger_service
 from tests.pipeline_fixtures import save_network
@@ -147,8 +149,18 @@ def test_strength_runs_the_loop_and_keeps_the_best_at_each_mark(tmp_path: Path) 
     assert [r["minute"] for r in rows] == [0.2, 1.5]
     assert rows[0]["games"] <= rows[1]["games"] and rows[0]["generation"] <= rows[1]["generation"]
     last = rows[1]
-    assert last["model_id"] is not None, "tiny promotes a model within 90 s"
-    assert Path(last["path"]).is_file()
+    assert last["generation"] >= 1, "tiny decides a candidate within 90 s"
+    # The best at the mark: a copy of its weights was kept. The tiny gate may have rejected
+    # every candidate decided by then (3 of 8 against random was seen); then none is kept.
+    with session_factory(make_engine(database_url(data)))() as s:
+        decided = list(s.scalars(select(Model).where(Model.generation <= last["generation"])))
+    assert decided, "the generations the mark counted have their models in the ledger"
+    if last["model_id"] is None:
+        assert last["path"] is None
+        assert all(m.status == "rejected" for m in decided), [(m.id, m.status) for m in decided]
+    else:
+        assert Path(last["path"]).is_file()
+        assert last["model_id"] in {m.id for m in decided}
     # The loop was stopped (SIGINT) and said so in its summary, its processes gone.
     summary = json.loads((data / "loop.log").read_text().strip().splitlines()[-1])
     assert summary["interrupted"] == "SIGINT"
