@@ -12,10 +12,14 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from ringrift.chaos.audit import audit
 from ringrift.chaos.cluster import Cluster
 from ringrift.chaos.runner import Unavailable, hurt_loop, small_disk
 from ringrift.chaos.scenarios import FAULTS
+from ringrift.pipeline.state import enable_pipeline
 from ringrift.store.db import normalize_url
+from ringrift.store.models import EvaluationMatch
+from tests.ledger_harness import add_model, ledger_service
 from tests.pg_harness import PG_ADMIN_URL
 
 # in the order the loop reaches them: generation 0 gets a worker killed in each stage,
@@ -68,6 +72,34 @@ def test_a_stopped_cluster_starts_nothing_again(tmp_path: Path) -> None:
     assert not (tmp_path / "logs").exists()
 
 
+def test_the_audit_counts_promotions_and_checks_from_the_ledger(tmp_path: Path) -> None:
+    """What lets the suite accept a missed broadcast or check: the ledger shows none was due."""
+    with ledger_service(tmp_path) as svc:
+        with svc.session() as s:
+            enable_pipeline(s, "square8_2p", "tiny", 3)
+            add_model(s, "square8_2p", 1, status="rejected")
+        assert audit(svc, "square8_2p", 3).facts["promotions"] == 0
+        with svc.session() as s:
+            add_model(s, "square8_2p", 2, status="promoted")
+            add_model(s, "square8_2p", 3, status="rolled_back")
+            add_model(s, "hex8_2p", 1, status="promoted")  # another configuration's
+            s.add(
+                EvaluationMatch(
+                    evaluation_id="check-model-square8_2p-g3",
+                    config="square8_2p",
+                    candidate_id="model-square8_2p-g3",
+                    opponent="model-square8_2p-g2",
+                    first_game=0,
+                    games=4,
+                    wins=2,
+                    losses=2,
+                    draws=0,
+                )
+            )
+        facts = audit(svc, "square8_2p", 3).facts
+    assert (facts["promotions"], facts["checks"], facts["models"]) == (2, 1, 3)
+
+
 def _postgres_answers() -> bool:
     engine = create_engine(
         normalize_url(PG_ADMIN_URL), poolclass=NullPool, connect_args={"connect_timeout": 3}
@@ -114,9 +146,14 @@ def test_a_loop_struck_by_every_fault_finishes_with_nothing_lost_or_done_twice(
     assert out.lost_total == 0 and out.duplicated_total == 0, report
     struck = zip([*faults, *ALONGSIDE], out.strikes, strict=True)
     missed = [name for name, s in struck if not s.struck]
-    if missed == ["kill-promote"]:  # no second promotion: then nothing was checked
-        assert out.facts["checks"] == 0, report
-    else:
-        assert not missed, report
+    # Their moments may not come: the tiny gate can reject every candidate (3 of 8 against
+    # random was seen), and a check needs a second promotion. Then nothing was broadcast or
+    # checked, as the ledger says.
+    may_miss = set()
+    if out.facts["promotions"] == 0:
+        may_miss.add("kill-broadcast")
+    if out.facts["checks"] == 0:
+        may_miss.add("kill-promote")
+    assert set(missed) <= may_miss, report
     if unplayable:
         pytest.skip(f"struck by all but {unplayable}: this machine cannot play them")

@@ -61,6 +61,15 @@ def audit(svc: Service, config: str, generations: int) -> Audit:
             matches=int(
                 s.scalar(select(func.count()).where(EvaluationMatch.config == config)) or 0
             ),
+            # models that were ever the best (a rolled-back one was, until its check)
+            promotions=int(
+                s.scalar(
+                    select(func.count()).where(
+                        Model.config == config, Model.status.in_(("promoted", "rolled_back"))
+                    )
+                )
+                or 0
+            ),
             checks=int(
                 s.scalar(
                     select(func.count(func.distinct(EvaluationMatch.evaluation_id))).where(
