@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +222,49 @@ def test_refusals_when_loading(written: dict[str, Path], tmp_path: Path) -> None
         with pytest.raises(DatasetError, match=message) as err:
             _load(bad, "square8")
         assert str(bad) in str(err.value)
+
+
+WRITE_INTO = """
+import json, sys
+from ringrift.ai.dataset import write_dataset
+games = json.loads(open(sys.argv[1]).read())
+write_dataset(games, sys.argv[2], "square8")
+"""
+
+
+def test_a_full_disk_is_an_error_not_a_crash(
+    games: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """The arrays are written through memory maps: a page the disk has no room for would kill
+    the export with SIGBUS. Their blocks are reserved first, so a full disk is ENOSPC, with
+    nothing left behind, and the same export succeeds once there is room."""
+    from ringrift.chaos.runner import Unavailable, small_disk
+
+    src = tmp_path / "games.json"
+    src.write_text(json.dumps(games["square8_2p"]))
+    disk = tmp_path / "disk"
+    try:
+        with small_disk(disk, megabytes=16):
+            filler = disk / "filler"
+            with filler.open("wb") as f:  # leave 512 KiB: the export needs several MB
+                f.write(b"\0" * (16 * 1024 * 1024 - 512 * 1024))
+
+            def export() -> subprocess.CompletedProcess[str]:
+                return subprocess.run(
+                    [sys.executable, "-c", WRITE_INTO, str(src), str(disk / "d.npz")],
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                    check=False,
+                )
+
+            full = export()
+            assert full.returncode == 1, (full.returncode, full.stderr[-2000:])
+            assert "No space left on device" in full.stderr and "reserving" in full.stderr
+            assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+            filler.unlink()
+            roomy = export()
+            assert roomy.returncode == 0, roomy.stderr[-2000:]
+            assert len(_load(disk / "d.npz", "square8")) > 0
+    except Unavailable as e:
+        pytest.skip(str(e))

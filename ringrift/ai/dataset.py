@@ -311,6 +311,22 @@ def _action_maps(
     return out
 
 
+def reserve(path: Path) -> None:
+    """Give the (sparse) file at ``path`` its blocks now. A write through a memory map into a
+    hole the disk has no room for kills the process with SIGBUS; reserved first, a full disk is
+    an ``OSError`` (ENOSPC) here instead, naming nothing half-written."""
+    fallocate = getattr(os, "posix_fallocate", None)
+    if fallocate is None:  # not on this platform: the map's pages are written as before
+        return
+    with path.open("r+b") as f:
+        size = os.fstat(f.fileno()).st_size
+        try:
+            if size:
+                fallocate(f.fileno(), 0, size)
+        except OSError as e:
+            raise OSError(e.errno, f"reserving {size} bytes: {e.strerror}", str(path)) from None
+
+
 def write_dataset(
     games: Iterable[dict[str, Any]],
     out_path: Path,
@@ -373,6 +389,7 @@ def write_dataset(
             arr = np.lib.format.open_memmap(
                 work / f"{name}.npy", mode="w+", dtype=dtype, shape=shape
             )
+            reserve(work / f"{name}.npy")
             mm[name] = arr
             return arr
 

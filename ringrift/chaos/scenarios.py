@@ -85,11 +85,17 @@ LOST_TRAINING = "training resumed from before its newest checkpoint"
 
 
 def _checkpointed_run(c: Cluster, deadline: float) -> tuple[str, int, int] | None:
-    """The running training run once it has recorded a checkpoint: (run id, the step it last
-    reported, its newest checkpoint's step); None if the deadline passes first."""
+    """The running training run once its newest recorded checkpoint is in place: (run id, the
+    step it last reported, that checkpoint's step); None if the deadline passes first.
+
+    A checkpoint is recorded in the ledger just before its file is renamed into place (so no
+    file exists without its record): a kill between the two leaves the run only the checkpoint
+    before. The fault waits for the file, so that what it checks afterwards, a resume from that
+    checkpoint or a newer one, is what the trainer owed."""
     from sqlalchemy import func, select
 
     from ringrift.store.models import Checkpoint, TrainingRun
+    from training.checkpoint import checkpoint_path
 
     svc = c.service()
     while time.monotonic() < deadline and not c.finished.is_set():
@@ -102,8 +108,10 @@ def _checkpointed_run(c: Cluster, deadline: float) -> tuple[str, int, int] | Non
             )
             row = s.execute(newest).first()
         if row is not None:
-            return str(row[0]), int(row[1]), int(row[2])
-        time.sleep(0.05)
+            run_id, reported, step = str(row[0]), int(row[1]), int(row[2])
+            if checkpoint_path(svc.working_dir("runs", run_id), step).is_file():
+                return run_id, reported, step
+        time.sleep(0.01)
     return None
 
 
