@@ -28,6 +28,7 @@ from ringrift.pipeline.quarantine import (
     quarantine_rows,
     scrub,
     set_aside,
+    set_aside_artifact,
     usable_dataset,
     was_set_aside,
 )
@@ -429,6 +430,42 @@ def test_a_rebuild_cut_short_by_its_workers_death_is_done_by_the_next_reader(
     row = _only_row(svc)  # the same record, now with its outcome
     assert row["found_by"] == "a worker killed mid-rebuild"
     assert str(row["outcome"]).startswith(f"rebuilt from {run_id}'s final checkpoint")
+
+
+def test_a_second_reader_of_the_same_bad_bytes_replaces_it_under_the_first_record(
+    svc: Service, tmp_path: Path
+) -> None:
+    """Two workers read a corrupt model at once. The first moved it aside and is rebuilding it;
+    the second, whose own read failed its checksum just before the file moved, finds the file
+    gone from the store and the first one's record: it adds no second record."""
+    model_id, run_id, original = _trained_model(svc, tmp_path)
+    stored = svc.store.root / "model" / model_id
+    damaged = _flip(stored)
+    with svc.session() as s:
+        artifact = s.get(Artifact, model_id)
+        assert artifact is not None
+        set_aside(
+            svc,
+            s,
+            artifact_id=model_id,
+            kind="model",
+            config=CONFIG,
+            path=artifact.path,
+            sha256=artifact.sha256,
+            reason="ArtifactCorrupt: as the first worker found it",
+            found_by="the first worker",
+            outcome=BEING_REPLACED,
+        )
+    with svc.session() as s:
+        artifact = s.get(Artifact, model_id)
+        assert artifact is not None
+        error = ArtifactCorrupt(stored, artifact.sha256, sha256_bytes(damaged))
+        assert confirmed(svc.store, artifact.path, artifact.sha256, error)  # the file is gone
+        outcome = set_aside_artifact(svc, s, artifact, error, "the second worker").outcome
+    assert outcome == f"rebuilt from {run_id}'s final checkpoint (step 8) (sha256 checked)"
+    assert stored.read_bytes() == original
+    row = _only_row(svc)
+    assert (row["found_by"], row["outcome"]) == ("the first worker", outcome)
 
 
 def test_a_model_whose_final_checkpoint_is_gone_is_not_passed_off_as_rebuilt(

@@ -144,17 +144,20 @@ def set_aside_artifact(
     where it has one (see the module doc). The record is committed as soon as the file has
     moved (with the caller's session: whatever else it holds goes with it), so that a failed
     rebuild leaves it in place; the caller commits the outcome."""
-    earlier = None
-    if isinstance(error, FileNotFoundError):
-        earlier = _latest_row(s, artifact.id, artifact.sha256)
-        if earlier is not None and earlier.outcome == BEING_REPLACED:
-            # set aside already, and its replacement cut short (its worker died mid-rebuild):
-            # replace it now, under the same record
-            log.warning("%s %s: replacing it again (cut short before)", artifact.kind, artifact.id)
-        elif earlier is not None and not earlier.outcome.startswith("rebuilt"):
-            return earlier  # already set aside, and not replaced: nothing new to record
-        else:
-            earlier = None
+    earlier = _latest_row(s, artifact.id, artifact.sha256)
+    if earlier is not None and earlier.outcome == BEING_REPLACED:
+        # set aside already (its file moved), and its replacement cut short by its worker's
+        # death or still under way in another worker that found the same bad bytes at the same
+        # time: replace it now, under the same record (a rebuild gives the same bytes)
+        log.warning("%s %s: replacing it again (set aside before)", artifact.kind, artifact.id)
+    elif (
+        isinstance(error, FileNotFoundError)
+        and earlier is not None
+        and not earlier.outcome.startswith("rebuilt")
+    ):
+        return earlier  # already set aside, and not replaced: nothing new to record
+    else:
+        earlier = None
     row = earlier or set_aside(
         svc,
         s,
