@@ -402,13 +402,9 @@ def test_a_corrupt_model_is_written_again_from_its_runs_final_checkpoint_byte_fo
     ]
 
 
-def test_a_rebuild_cut_short_by_its_workers_death_is_done_by_the_next_reader(
-    svc: Service, tmp_path: Path
-) -> None:
-    """The fault suite found a model stuck "being replaced": the evaluation worker rebuilding
-    it was killed after the file moved aside. Here the ledger and store are left as that
-    death leaves them: the file in quarantine, its record saying it is being replaced."""
-    model_id, run_id, original = _trained_model(svc, tmp_path)
+def _being_replaced(svc: Service, model_id: str, found_by: str) -> None:
+    """The ledger and store as a worker leaves them while it rebuilds ``model_id``: the file
+    moved into quarantine, its record saying it is being replaced."""
     with svc.session() as s:
         artifact = s.get(Artifact, model_id)
         assert artifact is not None
@@ -420,10 +416,20 @@ def test_a_rebuild_cut_short_by_its_workers_death_is_done_by_the_next_reader(
             config=CONFIG,
             path=artifact.path,
             sha256=artifact.sha256,
-            reason="ArtifactCorrupt: as found by a worker killed next",
-            found_by="a worker killed mid-rebuild",
+            reason=f"ArtifactCorrupt: as {found_by} found it",
+            found_by=found_by,
             outcome=BEING_REPLACED,
         )
+
+
+def test_a_rebuild_cut_short_by_its_workers_death_is_done_by_the_next_reader(
+    svc: Service, tmp_path: Path
+) -> None:
+    """The fault suite found a model stuck "being replaced": the evaluation worker rebuilding
+    it was killed after the file moved aside. Here the ledger and store are left as that
+    death leaves them: the file in quarantine, its record saying it is being replaced."""
+    model_id, run_id, original = _trained_model(svc, tmp_path)
+    _being_replaced(svc, model_id, found_by="a worker killed mid-rebuild")
     assert not (svc.store.root / "model" / model_id).exists()
     with svc.session() as s:
         assert model_file(svc, s, model_id)[1].read_bytes() == original
@@ -441,21 +447,7 @@ def test_a_second_reader_of_the_same_bad_bytes_replaces_it_under_the_first_recor
     model_id, run_id, original = _trained_model(svc, tmp_path)
     stored = svc.store.root / "model" / model_id
     damaged = _flip(stored)
-    with svc.session() as s:
-        artifact = s.get(Artifact, model_id)
-        assert artifact is not None
-        set_aside(
-            svc,
-            s,
-            artifact_id=model_id,
-            kind="model",
-            config=CONFIG,
-            path=artifact.path,
-            sha256=artifact.sha256,
-            reason="ArtifactCorrupt: as the first worker found it",
-            found_by="the first worker",
-            outcome=BEING_REPLACED,
-        )
+    _being_replaced(svc, model_id, found_by="the first worker")
     with svc.session() as s:
         artifact = s.get(Artifact, model_id)
         assert artifact is not None
