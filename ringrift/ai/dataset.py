@@ -60,6 +60,7 @@ the file instead of reading them into memory.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -311,20 +312,23 @@ def _action_maps(
     return out
 
 
-def reserve(path: Path) -> None:
+def _append(f: BinaryIO, arr: np.ndarray) -> None:
+    """``arr``'s bytes at the end of ``f``. Through the file object, a full disk is
+    ``OSError`` ENOSPC; ``ndarray.tofile`` says only "N requested and 0 written"."""
+    f.write(arr.tobytes())  # C order, as tofile wrote it
+
+
+def _reserve(path: Path) -> None:
     """Give the (sparse) file at ``path`` its blocks now. A write through a memory map into a
-    hole the disk has no room for kills the process with SIGBUS; reserved first, a full disk is
-    an ``OSError`` (ENOSPC) here instead, naming nothing half-written."""
+    hole the disk has no room for kills the process with SIGBUS; with the blocks reserved
+    first, a full disk is an ``OSError`` (ENOSPC) here, before anything is written."""
     fallocate = getattr(os, "posix_fallocate", None)
     if fallocate is None:  # not on this platform: the map's pages are written as before
         return
     with path.open("r+b") as f:
         size = os.fstat(f.fileno()).st_size
-        try:
-            if size:
-                fallocate(f.fileno(), 0, size)
-        except OSError as e:
-            raise OSError(e.errno, f"reserving {size} bytes: {e.strerror}", str(path)) from None
+        if size:
+            fallocate(f.fileno(), 0, size)
 
 
 def write_dataset(
@@ -389,7 +393,7 @@ def write_dataset(
             arr = np.lib.format.open_memmap(
                 work / f"{name}.npy", mode="w+", dtype=dtype, shape=shape
             )
-            reserve(work / f"{name}.npy")
+            _reserve(work / f"{name}.npy")
             mm[name] = arr
             return arr
 
@@ -441,13 +445,13 @@ def write_dataset(
                 lens = np.fromiter((a.size for a in chunk.policy_index), np.int64, count=k)
                 mm["policy_offset"][row + 1 : end + 1] = policy_pos + np.cumsum(lens)
                 l_idx = np.concatenate(chunk.legal_index).astype(np.int32)
-                l_idx.tofile(legal_file)
+                _append(legal_file, l_idx)
                 lens = np.fromiter((a.size for a in chunk.legal_index), np.int64, count=k)
                 mm["legal_offset"][row + 1 : end + 1] = legal_pos + np.cumsum(lens)
                 if maps:
                     s_act = np.concatenate(chunk.sym_action).astype(np.int32)
-                    s_act.tofile(sym_action_file)
-                    np.concatenate(chunk.sym_mapped).astype(np.int32).tofile(sym_mapped_file)
+                    _append(sym_action_file, s_act)
+                    _append(sym_mapped_file, np.concatenate(chunk.sym_mapped).astype(np.int32))
                     lens = np.fromiter((a.size for a in chunk.sym_action), np.int64, count=k)
                     mm["sym_offset"][row + 1 : end + 1] = sym_pos + np.cumsum(lens)
                     sym_pos += s_act.size
@@ -541,6 +545,12 @@ def write_dataset(
             _write_npz(f, {"meta": np.array(json.dumps(info)), **arrays})
         del arrays, legal_index, sym_arrays
         mm.clear()
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise OSError(
+            e.errno, f"no room to write the dataset {out_path} ({rows} rows): {e.strerror}"
+        ) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return DatasetStats(
